@@ -156,7 +156,7 @@ class MCANet(nn.Module):
         )
 
     def forward_all(self, x: Tensor) -> MCAOutput:
-        if x.dim() != 4 or x.shape[1] != 3:
+        if not torch.jit.is_tracing() and (x.dim() != 4 or x.shape[1] != 3):
             raise ValueError(f"expected input of shape (N, 3, H, W), got {tuple(x.shape)}")
         feats = self.stem(x)
         out = MCAOutput([], [], [])

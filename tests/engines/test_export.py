@@ -1,0 +1,140 @@
+"""PyTorch -> ONNX -> ONNX Runtime, for every registered config."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="export tests need PyTorch (the 'train' extra)")
+
+import mca  # noqa: E402
+from engines.export import CUSTOM_DOMAIN, main as export_main, verify_onnx  # noqa: E402
+from engines.ort import OrtBackend, read_onnx_metadata  # noqa: E402
+
+TOL = 1e-4  # FP32 export tolerance (max abs error on heatmaps)
+
+
+def _crops(n: int, s: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, s, s, 3), dtype=np.uint8)
+
+
+def _reference(model, crops: np.ndarray) -> list[np.ndarray]:
+    x = torch.from_numpy(crops).float().flip(-1).permute(0, 3, 1, 2) / 255.0 - 0.5
+    with torch.no_grad():
+        out = model.forward_all(x)
+    res = [out.heatmaps[-1].numpy(), out.holistic[-1].numpy()]
+    if out.parts[-1] is not None:
+        res.append(out.parts[-1].numpy())
+    return res
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("name", mca.list_models())
+def test_onnxruntime_equals_pytorch(exported, name: str, batch: int) -> None:
+    model, path = exported(name)
+    be = OrtBackend(path)
+    s = model.cfg.input_size
+    crops = _crops(batch, s, seed=batch)
+    (got,) = be.run(crops)
+    ref = _reference(model, crops)[0]
+    assert got.shape == (batch, model.cfg.num_joints, s // 4, s // 4)
+    assert np.abs(got - ref).max() <= TOL
+    assert np.abs(ref).max() > 1e-3, "reference output is degenerate; the comparison would prove nothing"
+
+
+@pytest.mark.parametrize("name", ["mca_tiny", "mca_paper"])
+def test_custom_op_and_decomposed_exports_agree(exported, name: str) -> None:
+    import onnx
+
+    model, dec = exported(name, custom_op=False, attention=True)
+    _, cus = exported(name, custom_op=True, attention=True)
+    proto = onnx.load(str(cus))
+    n_attention = model.cfg.num_stacks + (model.cfg.num_stacks - model.cfg.part_attention_from) * model.cfg.num_joints
+    custom_nodes = [n for n in proto.graph.node if n.domain == CUSTOM_DOMAIN]
+    assert len(custom_nodes) == n_attention and all(n.op_type == "CRFAttention" for n in custom_nodes)
+    attrs = {a.name: a.i for a in custom_nodes[0].attribute}
+    assert attrs == {"iterations": model.cfg.crf_iterations, "kernel_size": model.cfg.attention_kernel}
+    assert not any(n.domain == CUSTOM_DOMAIN for n in onnx.load(str(dec)).graph.node)
+    crops = _crops(2, model.cfg.input_size, seed=7)
+    a, b = OrtBackend(dec).run(crops), OrtBackend(cus).run(crops)
+    ref = _reference(model, crops)
+    assert len(a) == len(b) == len(ref) == 3
+    for x, y, r in zip(a, b, ref):
+        assert np.abs(x - y).max() <= TOL and np.abs(x - r).max() <= TOL
+
+
+def test_attention_outputs_are_maps_in_0_1(exported) -> None:
+    model, path = exported("mca_tiny", attention=True)
+    be = OrtBackend(path)
+    assert [o.name for o in be.outputs] == ["heatmaps", "holistic_attention", "part_attention"]
+    hm, hol, parts = be.run(_crops(2, 128))
+    assert hol.shape == (2, 1, 32, 32) and parts.shape == (2, 16, 32, 32)
+    assert 0 < hol.min() and hol.max() < 1 and 0 < parts.min() and parts.max() < 1
+
+
+def test_metadata_round_trips(exported) -> None:
+    model, path = exported("mca_tiny_coco")
+    meta = read_onnx_metadata(path)
+    cfg = model.cfg
+    assert meta["mca.kind"] == "pose" and meta["mca.config"] == "mca_tiny_coco"
+    assert mca.MCAConfig(**json.loads(meta["mca.config_json"])) == cfg
+    assert json.loads(meta["mca.flip_index"]) == list(mca.COCO17.flip_index)
+    assert json.loads(meta["mca.joint_names"]) == list(mca.COCO17.names)
+    assert [tuple(e) for e in json.loads(meta["mca.skeleton"])] == list(mca.COCO17.skeleton)
+    assert (meta["mca.input_size"], meta["mca.heatmap_size"]) == ("128", "32")
+    assert (meta["mca.input_layout"], meta["mca.input_dtype"], meta["mca.input_channels"]) == ("NHWC", "uint8", "BGR")
+    be = OrtBackend(path)
+    assert be.metadata == meta and be.input.shape[1:] == (128, 128, 3) and be.input.dtype == np.uint8
+
+
+def test_input_normalisation_is_in_the_graph(exported) -> None:
+    """Feeding a uniform BGR crop must equal PyTorch on the RGB/255-0.5 tensor (channel order matters)."""
+    model, path = exported("mca_tiny")
+    crop = np.zeros((1, 128, 128, 3), np.uint8)
+    crop[..., 0] = 255  # pure blue in BGR
+    (got,) = OrtBackend(path).run(crop)
+    x = torch.full((1, 3, 128, 128), -0.5)
+    x[:, 2] = 0.5  # blue is the last RGB channel
+    with torch.no_grad():
+        ref = model(x)[-1].numpy()
+    assert np.abs(got - ref).max() <= TOL
+
+
+def test_cli_random_init_verifies(tmp_path, capsys) -> None:
+    out = tmp_path / "m.onnx"
+    assert export_main(["mca_tiny", "--random-init", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "verify:" in text and "ok" in text and out.is_file()
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["nope", "--random-init", "-o", "x.onnx"], "valid:"),
+    (["mca_tiny", "-o", "x.onnx"], "--checkpoint"),
+    (["mca_tiny", "--random-init", "--opset", "13", "-o", "x.onnx"], "opset"),
+])
+def test_cli_user_errors_exit_2(argv, msg, capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert export_main(argv) == 2
+    assert msg in capsys.readouterr().err
+
+
+def test_verify_detects_a_wrong_model(exported) -> None:
+    model, path = exported("mca_tiny")
+    other = mca.create_model("mca_tiny").eval()
+    assert verify_onnx(model, path) <= TOL
+    assert verify_onnx(other, path) > TOL
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mca_paper", "mca_4s"])
+def test_full_size_export_equals_pytorch(tmp_path, name: str) -> None:
+    """The full released graph (58 M params, 64 GMACs): minutes on 2 cores, so on request (-m slow)."""
+    from engines.export import ExportOptions, export_pose
+    from tests.engines.conftest import randomized_model
+
+    torch.manual_seed(0)
+    model = mca.create_model(name).eval()
+    path = export_pose(model, tmp_path / f"{name}.onnx", ExportOptions())
+    assert verify_onnx(model, path, batch=2) <= TOL
