@@ -18,6 +18,7 @@ import json
 import logging
 import sys
 import types
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -189,7 +190,8 @@ def export_pose(model: "torch.nn.Module", out: str | Path, opts: ExportOptions =
             names.append("part_attention")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is the stable path here
         torch.onnx.export(
             graph, (dummy,), str(out), input_names=["crops"], output_names=names,
             dynamic_axes={"crops": {0: "batch"}, **{n: {0: "batch"} for n in names}},
