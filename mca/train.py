@@ -15,6 +15,7 @@ import logging
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -133,8 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         best = float(ck.get("extra", {}).get("best", -math.inf))
         log.info("resumed %s at epoch %d", args.resume, start_epoch)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, _milestones(args.epochs), 0.1, last_epoch=-1)
-    for _ in range(start_epoch):
-        sched.step()
+    with warnings.catch_warnings():  # fast-forwarding the schedule on resume, before any optimizer step
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(start_epoch):
+            sched.step()
     n_train = args.epochs * args.iters_per_epoch * args.batch_size
     train_ds = SyntheticPoseDataset(cfg.joint_set, cfg.input_size, cfg.heatmap_size, n_train, seed=args.seed)
     val_ds = SyntheticPoseDataset(cfg.joint_set, cfg.input_size, cfg.heatmap_size, args.val_size,
