@@ -1,0 +1,1 @@
+"""TensorRT plugins (imported lazily by engines.trt)."""

@@ -1,0 +1,342 @@
+"""TensorRT: build engines from ONNX (:class:`EngineBuilder`) and run them (:class:`TrtBackend`).
+
+Written against TensorRT 10.3 (JetPack 6) through 11.x (see
+``../shared/design/tensorrt-notes.md`` in the project's design notes):
+
+- Precision comes from the ONNX: an FP16 (mixed-precision) ONNX or a Q/DQ INT8
+  ONNX from :mod:`calibration` builds the same on 10 and 11.  On TensorRT 10 the
+  FP16/INT8 builder flags are also set (they exist there); on 11 they are gone
+  and networks are strongly typed.  The legacy entropy calibrator is used only
+  when asked for on a TensorRT that still has it (older JetPack).
+- Engines are cached by ONNX hash + GPU name + compute capability + TensorRT
+  version + precision + batch range: an engine from another GPU or version is
+  rebuilt, never loaded blindly.
+- Execution uses the tensor-address API (``set_input_shape``,
+  ``set_tensor_address``, ``execute_async_v3``) on an owned stream with pinned
+  host buffers (:mod:`engines.cuda`).
+
+Imported lazily: nothing here runs without TensorRT and an NVIDIA GPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engines.base import Backend, ModelError, TensorSpec
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EngineKey", "engine_cache_dir", "EngineBuilder", "TrtBackend", "prepare_onnx_for_plugin",
+           "tensorrt_version"]
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def tensorrt_version() -> str:
+    import tensorrt as trt
+
+    return str(trt.__version__)
+
+
+@dataclass(frozen=True)
+class EngineKey:
+    """Everything an engine depends on; its digest names the cached engine file."""
+
+    onnx_sha256: str
+    gpu_name: str
+    compute_capability: str
+    trt_version: str
+    precision: str
+    min_batch: int
+    opt_batch: int
+    max_batch: int
+    plugin: bool = False
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.__dict__, sort_keys=True).encode()).hexdigest()[:24]
+
+    def filename(self) -> str:
+        gpu = "".join(ch if ch.isalnum() else "-" for ch in self.gpu_name)[:32]
+        return f"{gpu}_sm{self.compute_capability.replace('.', '')}_trt{self.trt_version}_{self.precision}_" \
+               f"b{self.min_batch}-{self.max_batch}_{self.digest()}.engine"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def engine_cache_dir() -> Path:
+    root = os.environ.get("MCA_POSE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "mca-pose")
+    return Path(root) / "engines"
+
+
+def prepare_onnx_for_plugin(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """A copy of a ``--custom-op`` ONNX that TensorRT maps onto the CRFAttention plugin.
+
+    The ONNX parser finds a plugin by op type plus the ``plugin_namespace`` attribute;
+    ``aot=1`` picks the ahead-of-time implementation.  The ONNX function (the
+    decomposed body kept for ONNX Runtime) is dropped so the parser does not inline it.
+    """
+    import onnx
+    from onnx import helper
+
+    from engines.export import CUSTOM_DOMAIN
+    from engines.plugins.crf_attention import PLUGIN_NAMESPACE
+
+    m = onnx.load(str(src))
+    n = 0
+    for node in m.graph.node:
+        if node.domain == CUSTOM_DOMAIN and node.op_type == "CRFAttention":
+            node.attribute.extend([helper.make_attribute("plugin_namespace", PLUGIN_NAMESPACE),
+                                   helper.make_attribute("aot", 1)])
+            n += 1
+    if not n:
+        raise ModelError(f"{src} has no CRFAttention nodes (export it with --custom-op)")
+    del m.functions[:]
+    onnx.save(m, str(dst))
+    return Path(dst)
+
+
+class EngineBuilder:
+    """ONNX -> serialized engine, for one precision and batch range."""
+
+    def __init__(self, precision: str = "fp16", min_batch: int = 1, opt_batch: int = 4, max_batch: int = 16,
+                 workspace_gb: float = 2.0, timing_cache: str | os.PathLike | None = None,
+                 calibration_file: str | os.PathLike | None = None, use_plugin: bool = False) -> None:
+        if precision not in PRECISIONS:
+            raise ModelError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if not 1 <= min_batch <= opt_batch <= max_batch:
+            raise ModelError("need 1 <= min_batch <= opt_batch <= max_batch")
+        self.precision, self.batch = precision, (min_batch, opt_batch, max_batch)
+        self.workspace = int(workspace_gb * 2**30)
+        self.timing_cache = Path(timing_cache) if timing_cache else engine_cache_dir() / "timing.cache"
+        self.calibration_file, self.use_plugin = calibration_file, use_plugin
+
+    def key(self, onnx_path: str | os.PathLike) -> EngineKey:
+        from engines import cuda
+
+        info = cuda.device_info(0)
+        return EngineKey(file_sha256(onnx_path), info["name"], info["compute_capability"], tensorrt_version(),
+                         self.precision, *self.batch, plugin=self.use_plugin)
+
+    def build(self, onnx_path: str | os.PathLike) -> bytes:
+        import tensorrt as trt
+
+        logger = trt.Logger(trt.Logger.WARNING)
+        if self.use_plugin:
+            from engines.plugins.crf_attention import register_plugin
+
+            if not register_plugin():
+                raise ModelError(f"TensorRT {trt.__version__} cannot run the AOT CRFAttention plugin "
+                                 "(needs >= 10.7); build the decomposed ONNX instead")
+        builder = trt.Builder(logger)
+        flags = 0
+        if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH") and int(trt.__version__.split(".")[0]) < 10:
+            flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+        if self.use_plugin and hasattr(trt.NetworkDefinitionCreationFlag, "PREFER_AOT_PYTHON_PLUGINS"):
+            flags |= 1 << int(trt.NetworkDefinitionCreationFlag.PREFER_AOT_PYTHON_PLUGINS)
+        network = builder.create_network(flags)
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse_from_file(str(onnx_path)):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise ModelError(f"TensorRT could not parse {onnx_path}: {errors}")
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace)
+        flag_names = {"fp16": ["FP16"], "int8": ["INT8", "FP16"]}.get(self.precision, [])
+        for name in flag_names:  # TensorRT 10 only: 11 removed them (precision comes from the ONNX)
+            if hasattr(trt.BuilderFlag, name):
+                config.set_flag(getattr(trt.BuilderFlag, name))
+        if self.precision == "int8" and self.calibration_file and hasattr(config, "int8_calibrator"):
+            config.int8_calibrator = EntropyCalibrator.create(self.calibration_file)
+        profile = builder.create_optimization_profile()
+        for i in range(network.num_inputs):
+            t = network.get_input(i)
+            dims = tuple(t.shape)
+            lo, opt, hi = ((b, *dims[1:]) for b in self.batch)
+            profile.set_shape(t.name, lo, opt, hi)
+        config.add_optimization_profile(profile)
+        cache_bytes = self.timing_cache.read_bytes() if self.timing_cache.exists() else b""
+        cache = config.create_timing_cache(cache_bytes)
+        config.set_timing_cache(cache, ignore_mismatch=False)
+        t0 = time.perf_counter()
+        blob = builder.build_serialized_network(network, config)
+        if blob is None:
+            raise ModelError(f"TensorRT failed to build an engine from {onnx_path} (see the log above)")
+        self.build_seconds = time.perf_counter() - t0
+        self.timing_cache.parent.mkdir(parents=True, exist_ok=True)
+        self.timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+        return bytes(blob)
+
+    def build_cached(self, onnx_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
+        """The cached engine for this ONNX on this GPU/TensorRT/precision, built if missing."""
+        key = self.key(onnx_path)
+        path = Path(cache_dir or engine_cache_dir()) / key.filename()
+        if path.exists():
+            log.info("engine cache hit: %s", path.name)
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        blob = self.build(onnx_path)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)
+        path.with_suffix(".json").write_text(json.dumps({**key.__dict__, "build_seconds": self.build_seconds}))
+        return path
+
+
+class EntropyCalibrator:
+    """Legacy implicit INT8 calibration (TensorRT 10 only), fed from a calibration .npz (``crops``)."""
+
+    @staticmethod
+    def create(calibration_file: str | os.PathLike, batch: int = 8, cache: str | os.PathLike | None = None) -> Any:
+        import tensorrt as trt
+
+        from engines import cuda
+
+        base = getattr(trt, "IInt8EntropyCalibrator2", None)
+        if base is None:
+            raise ModelError("this TensorRT has no implicit INT8 calibration; build from a Q/DQ ONNX "
+                             "(python -m calibration.quantize)")
+        with np.load(calibration_file) as f:
+            if "crops" not in f:
+                raise ModelError(f"{calibration_file} has no 'crops' array")
+            data = np.ascontiguousarray(f["crops"])
+        cache_path = Path(cache or str(calibration_file) + ".trtcache")
+
+        class _Calibrator(base):  # type: ignore[misc, valid-type]
+            def __init__(self) -> None:
+                super().__init__()
+                self.i = 0
+                self.buf = cuda.DeviceBuffer(data[:batch].nbytes)
+                self.host = cuda.HostBuffer(data[:batch].shape, data.dtype)
+                self.stream = cuda.Stream()
+
+            def get_batch_size(self) -> int:
+                return batch
+
+            def get_batch(self, names: list[str]) -> list[int] | None:
+                if self.i + batch > len(data):
+                    return None
+                self.host.array[...] = data[self.i:self.i + batch]
+                cuda.memcpy_htod_async(self.buf, self.host, self.host.nbytes, self.stream)
+                self.stream.synchronize()
+                self.i += batch
+                return [self.buf.ptr]
+
+            def read_calibration_cache(self) -> bytes | None:
+                return cache_path.read_bytes() if cache_path.exists() else None
+
+            def write_calibration_cache(self, cache_bytes: bytes) -> None:
+                cache_path.write_bytes(bytes(cache_bytes))
+
+        return _Calibrator()
+
+
+_TRT_TO_NP = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32, "UINT8": np.uint8,
+              "BOOL": np.bool_, "INT64": np.int64}
+
+
+class TrtBackend(Backend):
+    """A deserialized engine with owned stream and buffers sized for its largest batch."""
+
+    def __init__(self, engine_path: str | os.PathLike, metadata: dict[str, str] | None = None,
+                 precision: str = "fp16", use_plugin: bool = False) -> None:
+        import tensorrt as trt
+
+        from engines import cuda
+
+        p = Path(engine_path)
+        if use_plugin:
+            from engines.plugins.crf_attention import register_plugin
+
+            register_plugin()
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        self.engine = self._runtime.deserialize_cuda_engine(p.read_bytes())
+        if self.engine is None:
+            raise ModelError(f"{p} is not a TensorRT engine for this TensorRT {trt.__version__} and GPU "
+                             "(engines are not portable: rebuild it here with python -m engines.build)")
+        self.context = self.engine.create_execution_context()
+        self.stream = cuda.Stream()
+        ins, outs = [], []
+        self._max_batch = 1
+        for i in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(i)
+            dtype = np.dtype(_TRT_TO_NP.get(self.engine.get_tensor_dtype(name).name, np.float32))
+            shape = tuple(int(d) if d >= 0 else None for d in self.engine.get_tensor_shape(name))
+            spec = TensorSpec(name, shape, dtype)
+            if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+                ins.append(spec)
+                if shape[0] is None:
+                    self._max_batch = max(self._max_batch, int(self.engine.get_tensor_profile_shape(name, 0)[2][0]))
+            else:
+                outs.append(spec)
+        super().__init__(path=str(p), inputs=ins, outputs=outs, metadata=dict(metadata or {}), precision=precision,
+                         device=f"cuda:{cuda.device_info(0)['name']}", name="tensorrt")
+        self._dev: dict[str, Any] = {}
+        self._host: dict[str, Any] = {}
+        for s in ins + outs:
+            full = tuple(self._max_batch if d is None and k == 0 else (d or 1) for k, d in enumerate(s.shape))
+            self._host[s.name] = cuda.HostBuffer(full, s.dtype)
+            self._dev[s.name] = cuda.DeviceBuffer(self._host[s.name].nbytes)
+            self.context.set_tensor_address(s.name, self._dev[s.name].ptr)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, precision: str = "fp16", max_batch: int = 16,
+                  use_plugin: bool = False, **_: object) -> "TrtBackend":
+        """An engine file, or an ONNX built (and cached) into one for this GPU first."""
+        p = Path(path)
+        if p.suffix.lower() == ".onnx":
+            from engines.ort import read_onnx_metadata
+
+            meta = read_onnx_metadata(p)
+            builder = EngineBuilder(precision, 1, min(4, max_batch), max_batch, use_plugin=use_plugin)
+            return cls(builder.build_cached(p), meta, precision, use_plugin)
+        side = p.with_suffix(".json")
+        meta = json.loads(side.read_text()).get("metadata", {}) if side.exists() else {}
+        return cls(p, meta, precision, use_plugin)
+
+    def run(self, *arrays: np.ndarray) -> list[np.ndarray]:
+        from engines import cuda
+
+        if len(arrays) != len(self.inputs):
+            raise ValueError(f"engine takes {len(self.inputs)} input(s), got {len(arrays)}")
+        n = arrays[0].shape[0]
+        if n > self._max_batch:  # split what does not fit the profile
+            parts = [self.run(*(a[i:i + self._max_batch] for a in arrays)) for i in range(0, n, self._max_batch)]
+            return [np.concatenate([p[k] for p in parts]) for k in range(len(self.outputs))]
+        for spec, a in zip(self.inputs, arrays):
+            host = self._host[spec.name]
+            host.array[:n] = a
+            self.context.set_input_shape(spec.name, a.shape)
+            cuda.memcpy_htod_async(self._dev[spec.name], host, a.nbytes, self.stream)
+        if not self.context.execute_async_v3(self.stream.handle):
+            raise ModelError("TensorRT execute_async_v3 failed")
+        results = []
+        for spec in self.outputs:
+            shape = tuple(self.context.get_tensor_shape(spec.name))
+            nbytes = int(np.prod(shape)) * spec.dtype.itemsize
+            cuda.memcpy_dtoh_async(self._host[spec.name], self._dev[spec.name], nbytes, self.stream)
+            results.append((spec.name, shape))
+        self.stream.synchronize()
+        return [self._host[name].array.reshape(-1)[:int(np.prod(shape))].reshape(shape).copy()
+                for name, shape in results]
+
+    def close(self) -> None:
+        for b in list(self._dev.values()) + list(self._host.values()):
+            b.close()
+        self._dev.clear()
+        self._host.clear()
+        self.stream.close()
