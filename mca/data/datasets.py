@@ -47,11 +47,12 @@ class SyntheticPoseDataset(Dataset):
 
     def sample(self, i: int):  # noqa: ANN201 - returns mca.data.augment.Sample
         scene = self.renderer.render(i)
+        k = 0
+        while not scene.people:  # every person of this scene fell outside the frame: take another, deterministically
+            k += 1
+            scene = self.renderer.render(i + k * 1_000_003)
         rng = np.random.default_rng([self.seed, i, 13])
         people = [p for p in scene.people if p.visible.sum() >= 4] or scene.people
-        if not people:  # the renderer guarantees >= 1 person; keep a sane fallback
-            scene = self.renderer.render(i + 10_000_019)
-            people = scene.people
         person = people[int(rng.integers(len(people)))]
         return make_sample(scene.image, person.joints, person.visible, person.box, self.spec.input_size,
                            self.spec.heatmap_size, self.js.flip_index, rng if self.train else None, self.augment), person

@@ -1,0 +1,132 @@
+"""``python -m engines.bench``: PyTorch eager vs ONNX Runtime latency per config and batch size.
+
+Reports milliseconds per batch (median of timed runs after warm-up) and the
+GFLOP/s achieved (2 x MACs / time) against this machine's matmul peak, measured
+in the same run with a float32 GEMM, so the numbers say how close each backend
+gets to the hardware.  Results go to a markdown file with the machine description.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = ["machine_description", "matmul_peak_gflops", "time_call", "main"]
+
+
+def machine_description() -> dict[str, str]:
+    """CPU model, cores and library versions, for every results file."""
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    desc = {"cpu": cpu, "logical cores": str(os.cpu_count()), "python": platform.python_version(),
+            "numpy": np.__version__}
+    for mod in ("onnxruntime", "torch", "cv2", "av"):
+        try:
+            desc[mod] = __import__(mod).__version__
+        except ImportError:
+            pass
+    return desc
+
+
+def time_call(fn: Callable[[], object], warmup: int = 2, runs: int = 10, min_seconds: float = 0.5) -> float:
+    """Median seconds per call."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    t_end = time.perf_counter() + min_seconds
+    while len(times) < runs or time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        if len(times) >= 200:
+            break
+    return statistics.median(times)
+
+
+def matmul_peak_gflops(n: int = 2048) -> float:
+    """float32 GEMM throughput with torch (all threads), the roofline's compute ceiling here."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    sec = time_call(lambda: torch.mm(a, b), warmup=2, runs=5)
+    return 2 * n**3 / sec / 1e9
+
+
+def main(argv: list[str] | None = None) -> int:
+    from mca.config import list_models
+
+    p = argparse.ArgumentParser(prog="python -m engines.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--configs", nargs="+", default=["mca_tiny", "mca_small"],
+                   help=f"configs to time (known: {', '.join(list_models())})")
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 4], help="batch sizes (persons)")
+    p.add_argument("--out", type=Path, default=Path("docs/benchmarks/engines.md"), help="markdown results file")
+    p.add_argument("--threads", type=int, default=0, help="threads for both backends (0: physical cores)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    import torch
+
+    import mca
+    from engines.export import export_pose
+    from engines.ort import OrtBackend, _physical_cores
+    from mca.summary import model_stats
+
+    threads = args.threads or _physical_cores()
+    torch.set_num_threads(threads)
+    peak = matmul_peak_gflops()
+    log.info("matmul peak: %.1f GFLOP/s (%d threads)", peak, threads)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.configs:
+            torch.manual_seed(0)
+            model = mca.create_model(name).eval()
+            stats = model_stats(name)
+            onnx_path = export_pose(model, Path(tmp) / f"{name}.onnx")
+            ort = OrtBackend(onnx_path, device="cpu", threads=threads)
+            s = model.cfg.input_size
+            for b in args.batches:
+                crops = np.random.default_rng(0).integers(0, 256, (b, s, s, 3), dtype=np.uint8)
+                x = torch.from_numpy(crops).float().flip(-1).permute(0, 3, 1, 2) / 255 - 0.5
+                with torch.inference_mode():
+                    t_pt = time_call(lambda: model(x))
+                t_ort = time_call(lambda: ort.run(crops))
+                gflop = 2 * stats.macs * b / 1e9
+                rows.append((name, b, stats.gmacs, t_pt * 1e3, t_ort * 1e3, gflop / t_pt, gflop / t_ort))
+                log.info("%s b%d: torch %.1f ms, ORT %.1f ms", name, b, t_pt * 1e3, t_ort * 1e3)
+    m = machine_description()
+    lines = ["# Engine latency: PyTorch eager vs ONNX Runtime (CPU, FP32)", "",
+             f"Command: `python -m engines.bench --configs {' '.join(args.configs)} --batches "
+             f"{' '.join(map(str, args.batches))}`", "",
+             "Machine: " + "; ".join(f"{k} {v}" for k, v in m.items()) + f"; threads {threads}", "",
+             f"Measured float32 matmul peak (torch.mm 2048^2): **{peak:.1f} GFLOP/s**.", "",
+             "| config | batch | GMACs/crop | PyTorch ms | ORT ms | PyTorch GFLOP/s (% peak) | ORT GFLOP/s (% peak) |",
+             "|---|---|---|---|---|---|---|"]
+    for name, b, gm, tp, to, gp, go in rows:
+        lines.append(f"| `{name}` | {b} | {gm:.2f} | {tp:.1f} | {to:.1f} | {gp:.1f} ({100 * gp / peak:.0f} %) "
+                     f"| {go:.1f} ({100 * go / peak:.0f} %) |")
+    lines += ["", "Median of >= 10 timed runs after 2 warm-ups; ORT input is uint8 NHWC crops (normalisation in the "
+              "graph), PyTorch input the normalised float tensor. Timings are from one run on a shared machine."]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
