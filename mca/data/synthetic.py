@@ -392,6 +392,11 @@ def make_background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     return cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.5))
 
 
+def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """Uniform in [lo, hi], tolerant of hi < lo on tiny frames."""
+    return float(rng.uniform(lo, max(lo, hi)))
+
+
 def _distractors(cv: _Canvas, rng: np.random.Generator, n: int, occluder_label: int) -> None:
     """Objects that are not people: poles, boxes, blobs, limb-like sticks; drawn over the people."""
     h, w = cv.label.shape
@@ -400,22 +405,22 @@ def _distractors(cv: _Canvas, rng: np.random.Generator, n: int, occluder_label: 
         kind = rng.integers(0, 4)
         if kind == 0:  # pole
             x = rng.uniform(0, w)
-            wd = rng.uniform(4, max(5, w / 40))
+            wd = _u(rng, 4, w / 40)
             y0 = rng.uniform(0, h * 0.5)
             pts = np.array([[x, y0], [x + wd, y0], [x + wd, h], [x, h]])
         elif kind == 1:  # box
             x, y = rng.uniform(0, w), rng.uniform(h * 0.3, h)
-            bw, bh = rng.uniform(20, w / 5), rng.uniform(20, h / 4)
+            bw, bh = _u(rng, min(20, w / 8), w / 5), _u(rng, min(20, h / 8), h / 4)
             pts = np.array([[x, y], [x + bw, y], [x + bw, y + bh], [x, y + bh]])
         elif kind == 2:  # blob
             c = rng.uniform([0, 0], [w, h])
-            r = rng.uniform(8, min(w, h) / 10)
+            r = _u(rng, min(8, min(w, h) / 20), min(w, h) / 10)
             t = np.linspace(0, 2 * np.pi, 12, endpoint=False)
             rr = r * rng.uniform(0.7, 1.3, 12)
             pts = c + np.stack([rr * np.cos(t), rr * np.sin(t)], 1)
         else:  # a limb-like stick pair (hard negative)
             a = rng.uniform([0, 0], [w, h])
-            L = rng.uniform(20, min(w, h) / 5)
+            L = _u(rng, min(20, min(w, h) / 10), min(w, h) / 5)
             ang = rng.uniform(0, 2 * np.pi)
             b = a + L * np.array([np.cos(ang), np.sin(ang)])
             pts = _capsule(a, b, L * 0.1, L * 0.08)
@@ -637,8 +642,8 @@ class VideoRenderer:
         rng = np.random.default_rng([seed, 99])
         self.background = make_background(rng, w, h)
         self._noise = [rng.normal(0, 3, (h, w, 1)).astype(np.float32) for _ in range(4)] if noise else []
-        lo = min_height or max(60.0, 0.25 * h)
         hi = max_height or 0.85 * h
+        lo = min(min_height or max(60.0, 0.25 * h), hi)
         self.actors: list[_Actor] = []
         for k in range(num_people):
             height = float(rng.uniform(lo, hi))
