@@ -11,7 +11,13 @@ from mca.blocks import AttentionIter, HourglassResidual, PartAttention, Residual
 from mca.model import Hourglass, MCANet
 from mca.summary import count_macs, model_stats
 
-torch.set_grad_enabled(False)
+
+
+@pytest.fixture(autouse=True)
+def _no_grad():
+    """Inference only here; a fixture, not a global switch, so other test modules keep autograd."""
+    with torch.no_grad():
+        yield
 
 # Full-size configs are big on a 2-core CPU: shapes are checked at the config's own
 # input size but with fewer/narrower stacks where the name says so.
