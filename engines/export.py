@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExportOptions", "export_pose", "verify_onnx", "CUSTOM_DOMAIN", "main"]
+__all__ = ["ExportOptions", "export_pose", "export_yolo", "add_detector_metadata", "verify_onnx",
+           "CUSTOM_DOMAIN", "main"]
 
 CUSTOM_DOMAIN = "mca.pose"
 OPSET = 17
@@ -170,6 +171,45 @@ def set_metadata(model_proto: Any, meta: dict[str, str]) -> None:
         model_proto.metadata_props.add(key=k, value=str(v))
 
 
+def add_detector_metadata(path: str | Path, family: str, input_size: int, person_class: int,
+                          source: str = "", extra: dict[str, str] | None = None) -> Path:
+    """Stamp any detector ONNX with the metadata the realtime pipeline reads (family, size, person class)."""
+    import onnx
+
+    from realtime.detectors import DETECTOR_FAMILIES
+
+    if family not in DETECTOR_FAMILIES:
+        raise ValueError(f"unknown detector family {family!r}; valid: {', '.join(DETECTOR_FAMILIES)}")
+    path = Path(path)
+    try:
+        proto = onnx.load(str(path))
+    except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError and friends
+        raise ModelError(f"{path} is not an ONNX file ({type(e).__name__})") from None
+    meta = {"mca.kind": "detector", "mca.detector_family": family, "mca.input_size": str(int(input_size)),
+            "mca.person_class": str(int(person_class)), "mca.source": source or path.name, **(extra or {})}
+    set_metadata(proto, meta)
+    onnx.save(proto, str(path))
+    return path
+
+
+def export_yolo(weights: str | Path, out: str | Path, imgsz: int = 640, person_class: int = 0) -> Path:
+    """An Ultralytics YOLO ``.pt`` -> ONNX (no NMS in the graph) with detector metadata (the ``yolo`` extra)."""
+    import os
+    import shutil
+
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    try:
+        from ultralytics import YOLO
+    except ImportError:
+        raise ModelError("exporting a YOLO .pt needs the 'yolo' extra (ultralytics, with torch 2.14.1 + "
+                         "torchvision 0.29.1); see the README") from None
+    tmp = YOLO(str(weights)).export(format="onnx", imgsz=imgsz, dynamic=False, simplify=False, opset=OPSET)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tmp, out)
+    return add_detector_metadata(out, "yolo", imgsz, person_class, source=str(weights))
+
+
 def export_pose(model: "torch.nn.Module", out: str | Path, opts: ExportOptions = ExportOptions()) -> Path:
     """Export an :class:`mca.model.MCANet` (eval mode, CPU) to ONNX with metadata."""
     import copy
@@ -246,8 +286,21 @@ def main(argv: list[str] | None = None) -> int:
                         "standard ops; ONNX Runtime still runs it through the embedded ONNX function")
     p.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (>= 17, default {OPSET})")
     p.add_argument("--no-verify", action="store_true", help="skip the PyTorch vs ONNX Runtime check")
+    p.add_argument("--yolo", type=Path, metavar="WEIGHTS.pt",
+                   help="export an Ultralytics YOLO person detector instead (needs the 'yolo' extra)")
+    p.add_argument("--imgsz", type=int, default=640, help="YOLO input size (with --yolo)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if args.yolo is not None:
+        try:
+            if not args.yolo.is_file():
+                raise ModelError(f"no such file: {args.yolo}")
+            path = export_yolo(args.yolo, args.output, args.imgsz)
+        except (ModelError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote {path}")
+        return 0
     try:
         import torch  # noqa: F401
     except ImportError:

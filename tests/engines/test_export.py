@@ -138,3 +138,34 @@ def test_full_size_export_equals_pytorch(tmp_path, name: str) -> None:
     model = mca.create_model(name).eval()
     path = export_pose(model, tmp_path / f"{name}.onnx", ExportOptions())
     assert verify_onnx(model, path, batch=2) <= TOL
+
+
+def test_detector_metadata_stamp_makes_any_onnx_a_detector(tmp_path) -> None:
+    from engines.export import add_detector_metadata
+    from realtime.detectors import PersonDetector
+    from tests.realtime.conftest import constant_yolo_onnx
+
+    import engines
+    import onnx
+
+    p = constant_yolo_onnx(tmp_path / "d.onnx", [(32, 32, 10, 10, 0.9)])
+    m = onnx.load(str(p))
+    del m.metadata_props[:]
+    onnx.save(m, str(p))
+    add_detector_metadata(p, "yolo", 64, 0, source="unit test")
+    meta = read_onnx_metadata(p)
+    assert (meta["mca.kind"], meta["mca.detector_family"], meta["mca.input_size"]) == ("detector", "yolo", "64")
+    assert PersonDetector(engines.load(p)).family == "yolo"
+    with pytest.raises(ValueError, match="valid: yolo, ssd"):
+        add_detector_metadata(p, "detr", 64, 0)
+
+
+def test_yolo_export_without_ultralytics_is_a_clear_error(tmp_path, capsys) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("ultralytics") is not None:
+        pytest.skip("ultralytics is installed here; the message is for machines without the 'yolo' extra")
+    w = tmp_path / "y.pt"
+    w.write_bytes(b"x")
+    assert export_main(["--yolo", str(w), "-o", str(tmp_path / "y.onnx")]) == 2
+    assert "'yolo' extra" in capsys.readouterr().err
