@@ -1,0 +1,136 @@
+"""``python -m calibration.quantize``: FP32 ONNX + calibration set -> one Q/DQ INT8 ONNX.
+
+ONNX Runtime's static quantization (after its pre-processing) writes explicit
+QuantizeLinear/DequantizeLinear pairs with per-channel symmetric weights and
+symmetric activations (zero point 0, which TensorRT requires), so the same file
+runs INT8 in ONNX Runtime on a CPU and builds an INT8 TensorRT engine.  Layers can
+be kept in float by name pattern (e.g. the CRF attention and heatmap heads), and
+``--compare`` measures the result against FP32 on held-out synthetic people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from calibration.dataset import CalibrationError, CalibrationSet, iter_batches
+
+log = logging.getLogger(__name__)
+
+__all__ = ["quantize_qdq", "matching_nodes", "compare_int8", "main"]
+
+METHODS = ("minmax", "entropy", "percentile")
+# Name patterns of the graph's node groups (names come from the PyTorch module paths).
+GROUPS = {"attention": ["attention", "/parts."], "heads": ["/head/", "/heads."], "stem": ["/stem/"]}
+
+
+def matching_nodes(onnx_path: str | Path, patterns: list[str]) -> list[str]:
+    """Names of compute nodes whose name contains any of ``patterns``."""
+    import onnx
+
+    m = onnx.load(str(onnx_path))
+    return [n.name for n in m.graph.node if n.name and any(p in n.name for p in patterns)]
+
+
+def quantize_qdq(fp32_onnx: str | Path, calib: CalibrationSet, out: str | Path, method: str = "minmax",
+                 exclude: list[str] | None = None, per_channel: bool = True, batch: int = 16) -> Path:
+    """Static Q/DQ INT8 quantization of a pose model (uint8 crops in) with the given calibration crops."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from engines.export import set_metadata
+
+    if method not in METHODS:
+        raise CalibrationError(f"unknown calibration method {method!r}; valid: {', '.join(METHODS)}")
+    cal_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                  "percentile": CalibrationMethod.Percentile}[method]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(iter_batches(calib.crops, batch))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            b = next(self.it, None)
+            return None if b is None else {"crops": b}
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32_onnx), str(pre), skip_symbolic_shape=True)
+        nodes = matching_nodes(pre, exclude or [])
+        quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=cal_method,
+                        nodes_to_exclude=nodes,
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                                       "CalibMovingAverage": method == "minmax"})
+    import onnx
+
+    m = onnx.load(str(out))
+    src_meta = {p.key: p.value for p in onnx.load(str(fp32_onnx)).metadata_props}
+    set_metadata(m, {**src_meta, "mca.precision": "int8", "mca.quantization": json.dumps(
+        {"method": method, "per_channel": per_channel, "excluded_patterns": exclude or [],
+         "excluded_nodes": len(nodes), "calibration_crops": int(len(calib.crops))})})
+    onnx.save(m, str(out))
+    return out
+
+
+def compare_int8(fp32_onnx: str | Path, int8_onnx: str | Path, num: int = 500) -> dict[str, float]:
+    """PCK@0.2 of both on held-out synthetic people, and their keypoint disagreement in heatmap pixels."""
+    from engines.ort import OrtBackend
+    from mca import heatmaps as H
+    from mca.evaluate import _heldout, evaluate_synthetic
+
+    a, b = OrtBackend(fp32_onnx), OrtBackend(int8_onnx)
+    meta = a.metadata
+    js, s, h = meta["mca.joint_set"], int(meta["mca.input_size"]), int(meta["mca.heatmap_size"])
+    fi = tuple(json.loads(meta["mca.flip_index"]))
+    ra = evaluate_synthetic(lambda x: a.run(x)[0], js, s, h, fi, num)
+    rb = evaluate_synthetic(lambda x: b.run(x)[0], js, s, h, fi, num)
+    crops = _heldout(js, s, h, min(num, 256), 2000)[0]
+    ca, _ = H.decode_heatmaps(np.concatenate([a.run(c)[0] for c in iter_batches(crops, 32)]))
+    cb, _ = H.decode_heatmaps(np.concatenate([b.run(c)[0] for c in iter_batches(crops, 32)]))
+    return {"fp32 pck@0.2": ra["pck@0.2"], "int8 pck@0.2": rb["pck@0.2"],
+            "pck drop (points)": 100 * (ra["pck@0.2"] - rb["pck@0.2"]),
+            "mean |int8 - fp32| keypoint (heatmap px)": float(np.linalg.norm(ca - cb, axis=-1).mean())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m calibration.quantize", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("onnx", type=Path, help="FP32 pose ONNX from engines.export")
+    p.add_argument("calibration", type=Path, help="calibration .npz from calibration.build")
+    p.add_argument("-o", "--output", type=Path, required=True, help="Q/DQ INT8 ONNX to write")
+    p.add_argument("--method", default="minmax", choices=METHODS, help="activation range calibration")
+    p.add_argument("--keep-float", nargs="*", default=[], metavar="GROUP_OR_PATTERN",
+                   help=f"node groups ({', '.join(GROUPS)}) or name substrings to keep in float")
+    p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weights")
+    p.add_argument("--compare", action="store_true", help="measure INT8 vs FP32 on held-out synthetic people")
+    p.add_argument("--num", type=int, default=500, help="held-out people for --compare")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        if not args.onnx.is_file():
+            raise CalibrationError(f"no such model: {args.onnx}")
+        calib = CalibrationSet.load(args.calibration)
+        patterns = [q for g in args.keep_float for q in GROUPS.get(g, [g])]
+        out = quantize_qdq(args.onnx, calib, args.output, args.method, patterns, not args.per_tensor)
+    except CalibrationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    if args.compare:
+        for k, v in compare_int8(args.onnx, out, args.num).items():
+            print(f"{k}: {v:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
