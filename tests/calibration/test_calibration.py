@@ -1,0 +1,97 @@
+"""Calibration sets (determinism, diversity rule, errors) and Q/DQ INT8 models that run in ONNX Runtime."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calibration.build import build_calibration_set, main as build_main, sample_diverse
+from calibration.dataset import CalibrationError, CalibrationSet, iter_batches
+
+
+@pytest.fixture(scope="module")
+def small_pose(tmp_path_factory):
+    torch = pytest.importorskip("torch", reason="making the test model needs PyTorch")
+    import mca
+    from engines.export import export_pose
+
+    torch.manual_seed(0)
+    model = mca.create_model("mca_tiny", num_stacks=1, channels=16, last_stack_channels=16, stem_channels=16,
+                             part_attention_from=1).eval()
+    return export_pose(model, tmp_path_factory.mktemp("m") / "pose.onnx")
+
+
+def test_diversity_rule_drops_near_duplicates() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    other = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    frames = [base] * 10 + [np.clip(base.astype(int) + 1, 0, 255).astype(np.uint8)] + [other] * 5 + [base]
+    kept = list(sample_diverse(iter(frames), min_change=4.0))
+    assert len(kept) == 3  # base, other, base again
+    assert len(list(sample_diverse(iter(frames), stride=4, min_change=0.0))) == 5
+
+
+def test_calibration_set_is_deterministic_and_round_trips(small_pose, tmp_path) -> None:
+    a = build_calibration_set(["synthetic:12"], small_pose, None, 20, 50, 4.0, seed=3)
+    b = build_calibration_set(["synthetic:12"], small_pose, None, 20, 50, 4.0, seed=3)
+    assert np.array_equal(a.crops, b.crops) and a.crops.shape[1:] == (128, 128, 3)
+    assert len(a.crops) == 20
+    c = build_calibration_set(["synthetic:12"], small_pose, None, 20, 50, 4.0, seed=4)
+    assert not np.array_equal(a.crops, c.crops)
+    path = a.save(tmp_path / "cal.npz")
+    back = CalibrationSet.load(path)
+    assert np.array_equal(back.crops, a.crops) and back.manifest["count"] == 20 and back.manifest["seed"] == 3
+
+
+@pytest.mark.parametrize("content,match", [
+    (None, "not found"), (b"not a zip", "not a readable"), ("no_crops", "no 'crops'"), ("empty", "no crops"),
+])
+def test_bad_calibration_files(tmp_path, content, match) -> None:
+    p = tmp_path / "c.npz"
+    if content == "no_crops":
+        np.savez(p, other=np.zeros(3))
+    elif content == "empty":
+        np.savez(p, crops=np.zeros((0, 8, 8, 3), np.uint8))
+    elif content is not None:
+        p.write_bytes(content)
+    with pytest.raises(CalibrationError, match=match):
+        CalibrationSet.load(p)
+
+
+def test_build_cli_errors(small_pose, tmp_path, capsys) -> None:
+    assert build_main([str(tmp_path / "missing.mp4"), "--pose", str(small_pose), "-o", str(tmp_path / "c.npz")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_iter_batches() -> None:
+    sizes = [len(b) for b in iter_batches(np.zeros((10, 2)), 4)]
+    assert sizes == [4, 4, 2]
+
+
+def test_qdq_model_runs_in_onnxruntime_within_tolerance(small_pose, tmp_path) -> None:
+    import onnx
+
+    from calibration.quantize import quantize_qdq
+    from engines.ort import OrtBackend
+
+    cal = build_calibration_set(["synthetic:16"], small_pose, None, 32, 50, 4.0, seed=1)
+    out = quantize_qdq(small_pose, cal, tmp_path / "int8.onnx", "minmax", exclude=["attention"])
+    m = onnx.load(str(out))
+    ops = {n.op_type for n in m.graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    zero_points = [i for i in m.graph.initializer if "zero_point" in i.name]
+    assert zero_points and all(not onnx.numpy_helper.to_array(z).any() for z in zero_points)  # symmetric
+    meta = {p.key: p.value for p in m.metadata_props}
+    assert meta["mca.precision"] == "int8" and meta["mca.kind"] == "pose"
+    crops = cal.crops[:8]
+    f32, i8 = OrtBackend(small_pose).run(crops)[0], OrtBackend(out).run(crops)[0]
+    # Tolerance: INT8 heatmaps within 10 % of the FP32 heatmaps' range (random weights, 32 calibration crops).
+    assert np.abs(f32 - i8).max() <= 0.1 * (f32.max() - f32.min())
+    assert not np.array_equal(f32, i8)
+
+
+def test_quantize_cli_errors(small_pose, tmp_path, capsys) -> None:
+    from calibration.quantize import main
+
+    assert main([str(small_pose), str(tmp_path / "none.npz"), "-o", str(tmp_path / "x.onnx")]) == 2
+    assert "not found" in capsys.readouterr().err
