@@ -31,13 +31,18 @@ def _single_figure(yaw: float = 0.0, foot=(100.0, 190.0), height: float = 170.0)
     return S._Figure(pts, height, look, 1.0, 0, 0)
 
 
-def test_visible_joints_are_drawn_on_the_person() -> None:
-    """Every visible joint's pixel belongs to one of that joint's own body parts in the label map."""
-    fig = _single_figure()
+def _drawn(fig, joint_set: str = "mpii16"):
+    """The figure drawn alone on a black 200x200 canvas, with its joints and visibility."""
     canvas = S._Canvas(np.zeros((200, 200, 3), np.uint8))
     S._draw_figure(canvas, fig, 1)
-    names = S._SET_MAP["mpii16"]
+    names = S._SET_MAP[joint_set]
     joints, vis = S._labels_for(fig.pts, fig.height, canvas.label, 1, names, (200, 200))
+    return canvas, names, joints, vis
+
+
+def test_visible_joints_are_drawn_on_the_person() -> None:
+    """Every visible joint's pixel belongs to one of that joint's own body parts in the label map."""
+    canvas, names, joints, vis = _drawn(_single_figure())
     assert vis.sum() >= 14  # a frontal, spread pose: nearly everything visible
     for (x, y), v, n in zip(joints, vis, names):
         lab = canvas.label[int(round(y)), int(round(x))]
@@ -48,10 +53,7 @@ def test_visible_joints_are_drawn_on_the_person() -> None:
 
 def test_occluder_hides_the_joint_it_covers() -> None:
     fig = _single_figure()
-    canvas = S._Canvas(np.zeros((200, 200, 3), np.uint8))
-    S._draw_figure(canvas, fig, 1)
-    names = S._SET_MAP["mpii16"]
-    _, before = S._labels_for(fig.pts, fig.height, canvas.label, 1, names, (200, 200))
+    canvas, names, _, before = _drawn(fig)
     k = names.index("l_knee")
     x, y = fig.pts[S.J["l_knee"], :2]
     box = np.array([[x - 6, y - 6], [x + 6, y - 6], [x + 6, y + 6], [x - 6, y + 6]])
@@ -63,12 +65,7 @@ def test_occluder_hides_the_joint_it_covers() -> None:
 
 def test_face_points_hidden_when_facing_away() -> None:
     names = S._SET_MAP["coco17"]
-    res = {}
-    for yaw in (0.0, 180.0):
-        fig = _single_figure(yaw)
-        canvas = S._Canvas(np.zeros((200, 200, 3), np.uint8))
-        S._draw_figure(canvas, fig, 1)
-        res[yaw] = S._labels_for(fig.pts, fig.height, canvas.label, 1, names, (200, 200))[1]
+    res = {yaw: _drawn(_single_figure(yaw), "coco17")[3] for yaw in (0.0, 180.0)}
     face = [names.index(n) for n in ("nose", "l_eye", "r_eye")]
     assert res[0.0][face].all() and not res[180.0][face].any()
 
