@@ -1,0 +1,47 @@
+"""Real footage: the bundled SSDLite pedestrian detector on the shared MPII photos and vtest.avi.
+
+Skipped where ../shared (the project's design folder, beside the checkout) is absent, as in users' clones.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+import engines
+from realtime.detectors import PersonDetector
+from realtime.run import DEFAULT_DETECTOR, main
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+PHOTOS = sorted((SHARED / "real-people").glob("*.jpg"))
+VTEST = SHARED / "real-video" / "vtest.avi"
+
+needs_shared = pytest.mark.skipif(not PHOTOS, reason="../shared/data is absent (only the project's machines have it)")
+
+
+@needs_shared
+@pytest.mark.parametrize("photo", PHOTOS, ids=[p.name for p in PHOTOS])
+def test_ssdlite_finds_a_person_in_each_real_photo(photo: Path) -> None:
+    det = PersonDetector(engines.load(DEFAULT_DETECTOR), conf=0.3)
+    found = det.detect(cv2.imread(str(photo)))
+    assert len(found) >= 1
+    h, w = cv2.imread(str(photo)).shape[:2]
+    assert (found.boxes[:, 2] <= w).all() and (found.boxes[:, 3] <= h).all()
+
+
+@pytest.mark.skipif(not VTEST.exists(), reason="../shared/data/real-video/vtest.avi is absent")
+def test_real_video_end_to_end_frames_out_equal_frames_in(models, tmp_path) -> None:
+    import av
+
+    out, js = tmp_path / "vtest.mp4", tmp_path / "vtest.jsonl"
+    assert main(["--source", str(VTEST), "--frames", "60", "--pose", str(models["pose"]), "--output", str(out),
+                 "--jsonl", str(js), "--quiet"]) == 0
+    with av.open(str(out)) as c:
+        n = sum(1 for _ in c.decode(c.streams.video[0]))
+    lines = js.read_text().splitlines()[1:]
+    assert n == 60 and len(lines) == 60
+    people = sum(len(json.loads(ln)["people"]) for ln in lines)
+    assert people >= 60, "the pedestrians should be detected in most frames"
