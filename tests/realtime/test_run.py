@@ -189,3 +189,27 @@ def test_interrupt_mid_file_leaves_playable_mp4_and_valid_json(models, tmp_path,
     jsonl = (tmp_path / "out.jsonl").read_text().splitlines()
     assert len(jsonl) == n + 1
     assert "interrupted" in buf or "stopping" in buf
+
+
+@pytest.mark.parametrize("boxes,max_persons,expect", [
+    ([], 16, 0),  # a detector that finds nobody: frames still written, empty results
+    ([(8 + 6 * i, 32, 6, 20, 0.9 - 0.05 * i) for i in range(8)], 3, 3),  # beyond --max-persons: the most confident
+])
+def test_no_person_and_too_many_persons(models, video, tmp_path, boxes, max_persons, expect) -> None:
+    from tests.realtime.conftest import constant_yolo_onnx
+
+    det = constant_yolo_onnx(tmp_path / "d.onnx", boxes or [(1, 1, 1, 1, 0.0)])
+    args = _args(models, video, tmp_path, "--frames", "4", "--max-persons", str(max_persons))
+    args[args.index("--detector") + 1] = str(det)
+    assert main(args) == 0
+    frames = [json.loads(ln) for ln in (tmp_path / "out.jsonl").read_text().splitlines()[1:]]
+    assert len(frames) == 4 and all(len(f["people"]) == expect for f in frames)
+    if expect:
+        assert min(p["box_score"] for f in frames for p in f["people"]) >= 0.9 - 0.05 * (expect - 1) - 1e-6
+    assert _decode(tmp_path / "out.mp4")[0] == 4
+
+
+def test_unreachable_stream_is_a_clear_error(models, tmp_path, capsys) -> None:
+    rc = main(["--source", "rtsp://127.0.0.1:9/none", "--pose", str(models["pose"]), "--detector",
+               str(models["detector"]), "--quiet"])
+    assert rc == 2 and "cannot open stream" in capsys.readouterr().err
