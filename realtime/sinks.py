@@ -49,7 +49,8 @@ class Mp4Writer:
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._container = av.open(str(self.path), mode="w")
+            # faststart: the index goes first, so browsers start playing before the whole file arrives
+            self._container = av.open(str(self.path), mode="w", options={"movflags": "+faststart"})
         except (OSError, ValueError) as e:
             raise SinkError(f"cannot write {self.path}: {e}") from None
         return self
@@ -61,7 +62,7 @@ class Mp4Writer:
             raise SinkError(f"H.264 encoder (libx264) unavailable in this PyAV build: {e}") from None
         self._stream.width, self._stream.height = w + (w & 1), h + (h & 1)
         self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"crf": str(self.crf), "preset": self.preset, "movflags": "+faststart"}
+        self._stream.options = {"crf": str(self.crf), "preset": self.preset}
         self._size = (w, h)
 
     def write(self, image: np.ndarray) -> None:

@@ -40,6 +40,8 @@ def test_video_end_to_end(models, video, tmp_path) -> None:
     n, size, fps, codec, pix = _decode(tmp_path / "out.mp4")
     assert (n, size, codec, pix) == (24, (320, 240), "h264", "yuv420p")
     assert fps == pytest.approx(10.0)
+    data = (tmp_path / "out.mp4").read_bytes()
+    assert 0 < data.find(b"moov") < data.find(b"mdat"), "faststart: the index precedes the media for browsers"
     res = json.loads((tmp_path / "out.json").read_text())
     assert len(res) == 24 and {r["image_id"] for r in res} == set(range(24))  # one fixed box per frame after NMS
     assert all(len(r["keypoints"]) == 16 * 3 for r in res)
