@@ -322,7 +322,7 @@ class TrtBackend(Backend):
             host.array[:n] = a
             self.context.set_input_shape(spec.name, a.shape)
             cuda.memcpy_htod_async(self._dev[spec.name], host, a.nbytes, self.stream)
-        if not self.context.execute_async_v3(self.stream.handle):
+        if not self.context.execute_async_v3(int(self.stream.handle)):
             raise ModelError("TensorRT execute_async_v3 failed")
         results = []
         for spec in self.outputs:

@@ -183,7 +183,10 @@ def register_plugin() -> bool:
     def _aot(x: trtp.TensorDesc, uw: trtp.TensorDesc, ub: trtp.TensorDesc, kw: trtp.TensorDesc,
              kb: trtp.TensorDesc, iterations: int, kernel_size: int, outputs: tuple[trtp.TensorDesc, ...],
              tactic: int) -> tuple[Any, Any, Any, Any]:
-        c, h, w = (int(x.shape_expr[i]) for i in (1, 2, 3))  # build-time constants of the profile
+        dims = [x.shape_expr[i] for i in (1, 2, 3)]
+        if not all(d.is_constant for d in dims):
+            raise ValueError("CRFAttention needs static C, H, W (only the batch may be dynamic)")
+        c, h, w = (int(d.constant_value) for d in dims)  # compiled into the kernel as constexprs
         t = "fp16" if x.dtype == trt.float16 else "fp32"
         sig = {name: f"*{t}" for name in ("x_ptr", "uw_ptr", "ub_ptr", "kw_ptr", "kb_ptr", "y_ptr", "q_ptr")}
         consts = {"C": c, "H": h, "W": w, "L": kernel_size, "ITERS": iterations, "BLOCK": _block(h, w)}
