@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from dataclasses import dataclass
 
 from mca.config import get_config, list_models
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = [model_stats(n) for n in names]
     except KeyError as e:
-        print(f"error: {e.args[0]}")
+        print(f"error: {e.args[0]}", file=sys.stderr)
         return 2
     if args.markdown:
         print(format_table(rows))

@@ -38,24 +38,20 @@ _END = object()
 
 @dataclass
 class PipelineConfig:
-    """Settings of one run (what the command line sets)."""
-
-    detect_every: int = 1  # run the detector every N frames, follow people from their keypoints in between
+    detect_every: int = 1
     max_persons: int = 16
     smooth: bool = True
     show: bool = False
-    show_attention: str | None = None  # None, "holistic" or "parts"
+    show_attention: bool = False
     output: Path | None = None
     json_path: Path | None = None
     jsonl_path: Path | None = None
-    queue_size: int = 8  # frames between stages for files (live sources keep 1: newest wins)
-    overlay: bool = True  # FPS / latency text on the frames
+    queue_size: int = 8
+    overlay: bool = True
 
 
 @dataclass
 class Summary:
-    """What happened in a run: counts, timings, and the demo's accuracy against its ground truth."""
-
     frames_in: int = 0
     frames_out: int = 0
     persons: int = 0
@@ -68,7 +64,6 @@ class Summary:
     gt_found: int = 0
     pck_hits: int = 0
     pck_total: int = 0
-    latency_ms: list[float] = field(default_factory=list, repr=False)  # capture -> drawn/written, per frame
 
     @property
     def fps(self) -> float:
@@ -83,14 +78,10 @@ class Summary:
         return self.pck_hits / self.pck_total if self.pck_total else None
 
     def text(self) -> str:
-        """The closing summary printed by ``python -m realtime.run``."""
         lines = [f"frames in {self.frames_in}, out {self.frames_out}, persons {self.persons}, dropped "
                  f"{self.dropped}, corrupt {self.corrupt}{' (interrupted)' if self.interrupted else ''}",
-                 f"{self.fps:.1f} frames/s end to end over {self.seconds:.1f} s"
-                 + (f"; latency ms mean {np.mean(self.latency_ms):.0f}, p95 {np.percentile(self.latency_ms, 95):.0f}"
-                    if self.latency_ms else ""),
-                 "per-frame ms (stages overlap in threads): "
-                 + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_ms.items())]
+                 f"{self.fps:.1f} frames/s end to end over {self.seconds:.1f} s",
+                 "per-frame ms: " + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_ms.items())]
         if self.recall is not None:
             lines.append(f"demo ground truth: detection recall {self.recall:.3f} (IoU >= 0.5), "
                          f"PCK@0.2 {self.pck if self.pck is not None else float('nan'):.3f} "

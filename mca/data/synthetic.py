@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -759,7 +760,7 @@ def main(argv: list[str] | None = None) -> int:
             scenes = (r.render(i) for i in range(args.num))
         stats = write_dataset(scenes, args.out, args.joint_set, total=args.num)
     except ValueError as e:
-        print(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {stats['images']} images with {stats['people']} people to {args.out}")
     return 0

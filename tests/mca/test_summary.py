@@ -21,7 +21,7 @@ def test_summary_prints_each_config(name: str, capsys: pytest.CaptureFixture[str
 
 def test_summary_unknown_name_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["not_a_model"]) == 2
-    assert "valid:" in capsys.readouterr().out
+    assert "valid:" in capsys.readouterr().err
 
 
 def test_summary_cli_markdown() -> None:
