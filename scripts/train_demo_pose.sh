@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/demo_pose}
-python -m mca.train --config mca_tiny --data synthetic --epochs "${EPOCHS:-12}" --iters-per-epoch 300 \
+python -m mca.train --config mca_tiny --data synthetic --epochs "${EPOCHS:-8}" --iters-per-epoch 300 \
     --batch-size 16 --optimizer adam --lr 1e-3 --val-size 512 --workers 1 --out "$OUT"
 python -m engines.export -c "$OUT/best.pt" --attention -o realtime/models/pose_mca_tiny_synth.onnx
 python -m mca.evaluate --onnx realtime/models/pose_mca_tiny_synth.onnx --num 1000
