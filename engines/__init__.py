@@ -39,6 +39,9 @@ def load(path: str | os.PathLike, backend: str = "auto", precision: str | None =
     ``auto``: TensorRT where a GPU and TensorRT exist (an ONNX file is built into a
     cached engine of ``precision``), else ONNX Runtime (CUDA provider where
     onnxruntime-gpu has one, else CPU).  ``.engine``/``.plan`` files need TensorRT.
+    ``precision`` (fp32/fp16/int8): on TensorRT, the engine to build (FP16 from an
+    FP16 copy of an FP32 ONNX, INT8 from a Q/DQ ONNX); on ONNX Runtime, see
+    :class:`engines.ort.OrtBackend`.
     """
     p = Path(path)
     if not p.exists():
@@ -55,8 +58,6 @@ def load(path: str | os.PathLike, backend: str = "auto", precision: str | None =
         from engines.trt import TrtBackend
 
         return TrtBackend.from_file(p, precision=precision or "fp16", **opts)  # type: ignore[arg-type]
-    if precision not in (None, "fp32", "int8", "fp16"):
-        raise ModelError(f"unknown precision {precision!r}; valid: fp32, fp16, int8")
     from engines.ort import OrtBackend
 
-    return OrtBackend(p, device=device, **opts)  # type: ignore[arg-type]
+    return OrtBackend(p, device=device, precision=precision, **opts)  # type: ignore[arg-type]

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
               "JetPack ships it on Jetson)", file=sys.stderr)
         return 2
     from engines import cuda
-    from engines.trt import EngineBuilder, TrtBackend, prepare_onnx_for_plugin
+    from engines.trt import EngineBuilder, TrtBackend, prepare_onnx_for_plugin, sidecar_path
 
     try:
         if cuda.device_count() < 1:
@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         b = EngineBuilder(args.precision, 1, min(args.opt_batch, args.max_batch), args.max_batch,
                           calibration_file=args.calibration, use_plugin=args.plugin)
         path = b.build_cached(src)
-        be = TrtBackend(path, precision=args.precision, use_plugin=args.plugin)
-    except (ModelError, cuda.CudaError) as e:
+        be = TrtBackend(path, use_plugin=args.plugin)
+    except (ModelError, cuda.CudaError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     import tensorrt as trt
@@ -61,10 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     inspector = be.engine.create_engine_inspector()
     info = inspector.get_engine_information(trt.LayerInformationFormat.ONELINE)
     print(info)
-    print(f"engine: {path} (build {getattr(b, 'build_seconds', 0.0):.1f} s; 0 means a cache hit)")
+    print(f"engine: {path} ({be.precision}; build {b.build_seconds:.1f} s, 0 means a cache hit)")
     if args.output:
         shutil.copy(path, args.output)
-        print(f"copied to {args.output}")
+        shutil.copy(sidecar_path(path), sidecar_path(args.output))  # metadata travels with the engine
+        print(f"copied to {args.output} (+ {sidecar_path(args.output).name})")
     be.close()
     return 0
 

@@ -38,6 +38,7 @@ __all__ = ["ExportOptions", "export_pose", "export_yolo", "add_detector_metadata
 CUSTOM_DOMAIN = "mca.pose"
 OPSET = 17
 EXPORT_TOLERANCE = 1e-4  # max |PyTorch - ONNX Runtime| on the heatmaps, FP32
+FP16_TOLERANCE = 2e-2  # the same for an FP16 export (float16 keeps ~3 significant digits)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class ExportOptions:
     custom_op: bool = False  # CRFAttention as one custom node (TensorRT plugin) instead of decomposed
     opset: int = OPSET
     source: str = "random-init"
+    precision: str = "fp32"  # fp16: the graph converted to float16 (engines.fp16), I/O unchanged
 
 
 def _pose_wrapper(model: "torch.nn.Module", attention_outputs: bool) -> "torch.nn.Module":
@@ -93,8 +95,14 @@ class _CRFAttentionOp:
             @staticmethod
             def symbolic(g: Any, x: Any, uw: Any, ub: Any, kw: Any, kb: Any, iterations: int,
                          kernel_size: int) -> Any:
-                return g.op(f"{CUSTOM_DOMAIN}::CRFAttention", x, uw, ub, kw, kb,
+                y, q = g.op(f"{CUSTOM_DOMAIN}::CRFAttention", x, uw, ub, kw, kb,
                             iterations_i=iterations, kernel_size_i=kernel_size, outputs=2)
+                # Types and shapes for the exporter's shape inference: Y like X, Q with one channel.
+                y.setType(x.type())
+                sizes = x.type().varyingSizes()
+                if sizes is not None and len(sizes) == 4:
+                    q.setType(x.type().with_sizes([sizes[0], 1, sizes[2], sizes[3]]))
+                return y, q
 
         return CRFAttentionFn
 
@@ -172,8 +180,9 @@ def set_metadata(model_proto: Any, meta: dict[str, str]) -> None:
 
 
 def add_detector_metadata(path: str | Path, family: str, input_size: int, person_class: int,
-                          source: str = "", extra: dict[str, str] | None = None) -> Path:
-    """Stamp any detector ONNX with the metadata the realtime pipeline reads (family, size, person class)."""
+                          source: str = "", extra: dict[str, str] | None = None,
+                          class_names: list[str] | None = None) -> Path:
+    """Stamp any detector ONNX with the metadata the realtime pipeline reads (family, size, classes)."""
     import onnx
 
     from realtime.detectors import DETECTOR_FAMILIES
@@ -187,6 +196,10 @@ def add_detector_metadata(path: str | Path, family: str, input_size: int, person
         raise ModelError(f"{path} is not an ONNX file ({type(e).__name__})") from None
     meta = {"mca.kind": "detector", "mca.detector_family": family, "mca.input_size": str(int(input_size)),
             "mca.person_class": str(int(person_class)), "mca.source": source or path.name, **(extra or {})}
+    if class_names is not None:
+        if not 0 <= person_class < len(class_names):
+            raise ValueError(f"person class {person_class} is not one of the {len(class_names)} class names")
+        meta["mca.class_names"] = json.dumps([str(c) for c in class_names])
     set_metadata(proto, meta)
     onnx.save(proto, str(path))
     return path
@@ -203,11 +216,17 @@ def export_yolo(weights: str | Path, out: str | Path, imgsz: int = 640, person_c
     except ImportError:
         raise ModelError("exporting a YOLO .pt needs the 'yolo' extra (ultralytics, with torch 2.14.1 + "
                          "torchvision 0.29.1); see the README") from None
-    tmp = YOLO(str(weights)).export(format="onnx", imgsz=imgsz, dynamic=False, simplify=False, opset=OPSET)
+    yolo = YOLO(str(weights))
+    names = getattr(yolo, "names", None) or {}
+    class_names = [str(names[i]) for i in sorted(names)] if isinstance(names, dict) else [str(n) for n in names]
+    if class_names and "person" in class_names:
+        person_class = class_names.index("person")
+    tmp = yolo.export(format="onnx", imgsz=imgsz, dynamic=False, simplify=False, opset=OPSET)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(tmp, out)
-    return add_detector_metadata(out, "yolo", imgsz, person_class, source=str(weights))
+    return add_detector_metadata(out, "yolo", imgsz, person_class, source=str(weights),
+                                 class_names=class_names or None)
 
 
 def export_pose(model: "torch.nn.Module", out: str | Path, opts: ExportOptions = ExportOptions()) -> Path:
@@ -245,6 +264,13 @@ def export_pose(model: "torch.nn.Module", out: str | Path, opts: ExportOptions =
     set_metadata(proto, _metadata(cfg, opts))
     proto.doc_string = f"MCA pose model {cfg.name} ({cfg.joint_set}); input uint8 NHWC BGR crops"
     onnx.checker.check_model(proto)
+    if opts.precision == "fp16":
+        from engines.fp16 import convert_to_fp16
+
+        proto = convert_to_fp16(proto)
+    elif opts.precision != "fp32":
+        raise ValueError(f"export precision must be fp32 or fp16 (INT8 comes from python -m calibration.quantize), "
+                         f"got {opts.precision!r}")
     onnx.save(proto, str(out))
     return out
 
@@ -285,6 +311,10 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"CRF attention as {CUSTOM_DOMAIN}::CRFAttention nodes (TensorRT plugin) instead of "
                         "standard ops; ONNX Runtime still runs it through the embedded ONNX function")
     p.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (>= 17, default {OPSET})")
+    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
+                   help="fp16: convert the graph to float16 with the uint8 input and float32 outputs kept (what "
+                        "TensorRT 11 needs for an FP16 engine; engines.build also converts on the fly). INT8: "
+                        "python -m calibration.quantize")
     p.add_argument("--no-verify", action="store_true", help="skip the PyTorch vs ONNX Runtime check")
     p.add_argument("--yolo", type=Path, metavar="WEIGHTS.pt",
                    help="export an Ultralytics YOLO person detector instead (needs the 'yolo' extra)")
@@ -335,13 +365,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         raise
     model.eval()
-    opts = ExportOptions(args.attention, args.custom_op, args.opset, source)
+    opts = ExportOptions(args.attention, args.custom_op, args.opset, source, args.precision)
     path = export_pose(model, args.output, opts)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     if not args.no_verify:
         err = verify_onnx(model, path)
-        ok = err <= EXPORT_TOLERANCE
-        print(f"verify: max |PyTorch - ONNX Runtime| = {err:.2e} (tolerance {EXPORT_TOLERANCE:g}): "
+        tol = FP16_TOLERANCE if args.precision == "fp16" else EXPORT_TOLERANCE
+        ok = err <= tol
+        print(f"verify: max |PyTorch - ONNX Runtime| = {err:.2e} (tolerance {tol:g}, {args.precision}): "
               f"{'ok' if ok else 'FAILED'}")
         if not ok:
             return 1

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import collections
 import importlib.util
-import json
+import logging
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from engines.base import ModelError
+from engines.cuda import CudaError
+
+log = logging.getLogger(__name__)
 
 
 def describe_onnx(path: Path) -> str:
@@ -32,10 +35,21 @@ def describe_onnx(path: Path) -> str:
 
 
 def describe_engine(path: Path) -> str:
+    from engines.trt import read_sidecar
+
+    side = read_sidecar(path)
     if importlib.util.find_spec("tensorrt") is None:
-        side = path.with_suffix(".json")
-        extra = f"\n  cache key: {json.loads(side.read_text())}" if side.exists() else ""
-        raise ModelError(f"{path} is a TensorRT engine; TensorRT is not installed here, so it cannot be read{extra}")
+        if not side:
+            raise ModelError(f"{path} is a TensorRT engine; TensorRT is not installed here, so it cannot be read "
+                             "(and it has no .json description beside it)")
+        key = side.get("key", {})
+        lines = [f"TensorRT engine {path} (TensorRT is not installed here: from its .json description only)",
+                 f"  built for {key.get('gpu_name', '?')} (sm {key.get('compute_capability', '?')}), "
+                 f"TensorRT {key.get('trt_version', '?')}, precision {side.get('precision', '?')}, "
+                 f"batch {key.get('min_batch', '?')}..{key.get('max_batch', '?')}, "
+                 f"plugin {'yes' if key.get('plugin') else 'no'}"]
+        lines += [f"  meta   {k} = {v}" for k, v in sorted(side.get("metadata", {}).items())]
+        return "\n".join(lines)
     from engines.trt import TrtBackend
 
     be = TrtBackend(path)
@@ -58,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             print(describe_engine(args.file))
         else:
             print(describe_onnx(args.file))
-    except ModelError as e:
+    except (ModelError, CudaError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -21,6 +21,10 @@ _ORT_TYPES = {
 }
 
 
+_LEVELS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC",
+           "none": "ORT_DISABLE_ALL"}
+
+
 def _physical_cores() -> int:
     try:
         import psutil
@@ -62,14 +66,26 @@ class OrtBackend(Backend):
     """An ONNX model in an ONNX Runtime session tuned for latency.
 
     Threads = physical cores (hyper-threads only add contention in conv stacks),
-    full graph optimisation, sequential execution, CPU memory arena on.
+    full graph optimisation, sequential execution, CPU memory arena on.  On the
+    CUDA provider, runs go through I/O binding (inputs copied once, outputs
+    bound to device memory and fetched after the run) instead of ``session.run``.
+
+    ``precision``: ``None``/``fp32`` run the file as it is; ``fp16`` converts an
+    FP32 file in memory (:mod:`engines.fp16`, needs the ``onnx`` package) — worth
+    it on CUDA, not on a CPU; ``int8`` needs a Q/DQ file (``calibration.quantize``)
+    and otherwise runs it as it is, with a warning.
     """
 
     def __init__(self, path: str | os.PathLike, device: str | None = None, threads: int | None = None,
-                 providers: list[str] | None = None, optimization: str = "all") -> None:
+                 providers: list[str] | None = None, optimization: str = "all", precision: str | None = None,
+                 io_binding: bool | None = None) -> None:
         import onnxruntime as ort
 
         p = _check_file(path)
+        if precision not in (None, "fp32", "fp16", "int8"):
+            raise ModelError(f"unknown precision {precision!r}; valid: fp32, fp16, int8")
+        if optimization not in _LEVELS:
+            raise ModelError(f"unknown optimization {optimization!r}; valid: {', '.join(_LEVELS)}")
         available = ort.get_available_providers()
         if providers is None:
             want_cuda = device is None or device.startswith("cuda")
@@ -79,21 +95,23 @@ class OrtBackend(Backend):
         if missing:
             raise ModelError(f"ONNX Runtime providers {missing} are not available here (have: {available})")
         so = ort.SessionOptions()
-        levels = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-                  "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-                  "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-                  "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}
-        so.graph_optimization_level = levels[optimization]
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[optimization])
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.intra_op_num_threads = threads or _physical_cores()
         so.inter_op_num_threads = 1
         so.enable_cpu_mem_arena = True
         so.log_severity_level = 3
+        source: str | bytes = str(p)
+        if precision == "fp16":
+            source = self._fp16_bytes(p)
         try:
-            self.session = ort.InferenceSession(str(p), so, providers=providers)
+            self.session = ort.InferenceSession(source, so, providers=providers)
         except Exception as e:  # noqa: BLE001
             raise ModelError(f"{p} is not a loadable ONNX model: {str(e).splitlines()[0][:300]}") from None
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        if precision == "int8" and meta.get("mca.precision") != "int8":
+            log.warning("%s is not a Q/DQ INT8 model (mca.precision=%s); running it as it is", p.name,
+                        meta.get("mca.precision", "unknown"))
         used = self.session.get_providers()
         dev = "cuda" if used and used[0] == "CUDAExecutionProvider" else "cpu"
         super().__init__(
@@ -107,19 +125,53 @@ class OrtBackend(Backend):
         )
         self._input_names = [s.name for s in self.inputs]
         self._output_names = [s.name for s in self.outputs]
-        log.debug("ORT session %s on %s, %d threads", p.name, used, so.intra_op_num_threads)
+        # I/O binding pays off where inputs/outputs cross a device boundary (CUDA); on the CPU it only
+        # adds bookkeeping, so it is off there unless asked for (the tests use it to check the path).
+        self.io_binding = dev == "cuda" if io_binding is None else bool(io_binding)
+        self._binding_device = "cuda" if dev == "cuda" else "cpu"
+        log.debug("ORT session %s on %s, %d threads, io_binding=%s", p.name, used, so.intra_op_num_threads,
+                  self.io_binding)
+
+    @staticmethod
+    def _fp16_bytes(p: Path) -> bytes:
+        try:
+            from engines.fp16 import convert_to_fp16, is_fp16
+        except ImportError:
+            raise ModelError("precision fp16 converts the ONNX and needs the 'onnx' package "
+                             "(pip install onnx), or give an FP16 ONNX (engines.export --precision fp16)") from None
+        import onnx
+
+        try:
+            m = onnx.load(str(p))
+        except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError and friends
+            raise ModelError(f"{p} is not a loadable ONNX model ({type(e).__name__})") from None
+        if is_fp16(m):
+            return m.SerializeToString()
+        return convert_to_fp16(m).SerializeToString()
 
     @staticmethod
     def _spec(arg: object) -> TensorSpec:
         shape = tuple(d if isinstance(d, int) else None for d in arg.shape)  # type: ignore[attr-defined]
         return TensorSpec(arg.name, shape, np.dtype(_ORT_TYPES.get(arg.type, np.float32)))  # type: ignore[attr-defined]
 
-    def run(self, *arrays: np.ndarray) -> list[np.ndarray]:
+    def _check_inputs(self, arrays: tuple[np.ndarray, ...]) -> None:
         if len(arrays) != len(self._input_names):
             raise ValueError(f"{self.path} takes {len(self._input_names)} input(s), got {len(arrays)}")
-        feed = {}
         for spec, a in zip(self.inputs, arrays):
             if a.dtype != spec.dtype:
                 raise ValueError(f"input {spec.name} wants {spec.dtype.name}, got {a.dtype.name}")
-            feed[spec.name] = a
-        return self.session.run(self._output_names, feed)
+            if a.ndim != len(spec.shape) or any(d is not None and d != n for d, n in zip(spec.shape, a.shape)):
+                want = "x".join("?" if d is None else str(d) for d in spec.shape)
+                raise ValueError(f"input {spec.name} wants shape [{want}], got {list(a.shape)}")
+
+    def run(self, *arrays: np.ndarray) -> list[np.ndarray]:
+        self._check_inputs(arrays)
+        if not self.io_binding:
+            return self.session.run(self._output_names, dict(zip(self._input_names, arrays)))
+        binding = self.session.io_binding()
+        for name, a in zip(self._input_names, arrays):
+            binding.bind_cpu_input(name, np.ascontiguousarray(a))
+        for name in self._output_names:
+            binding.bind_output(name, self._binding_device)
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import sys
+import logging
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 # Tolerances against ONNX Runtime FP32 on heatmaps of a random-weight model (max abs error).
 TOL = {"fp32": 1e-3, "fp16": 2e-2, "int8": 1e-1}
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 src = prepare_onnx_for_plugin(onnx_path, Path(tmp) / "plugin.onnx") if plugin else onnx_path
                 b = EngineBuilder(prec, 1, args.batch, max(16, args.batch), use_plugin=plugin)
                 eng = b.build_cached(src, Path(tmp) / "engines")
-                be = TrtBackend(eng, precision=prec, use_plugin=plugin)
+                be = TrtBackend(eng, use_plugin=plugin)
                 out = be.run(crops)[0]
                 t0 = time.perf_counter()
                 for _ in range(20):

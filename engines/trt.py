@@ -20,6 +20,7 @@ Imported lazily: nothing here runs without TensorRT and an NVIDIA GPU.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -35,8 +36,9 @@ from engines.base import Backend, ModelError, TensorSpec
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EngineKey", "engine_cache_dir", "EngineBuilder", "TrtBackend", "prepare_onnx_for_plugin",
-           "tensorrt_version"]
+__all__ = ["EngineKey", "PrecisionPlan", "plan_precision", "check_engine_compatible", "engine_cache_dir",
+           "EngineBuilder", "TrtBackend", "prepare_onnx_for_plugin", "tensorrt_version", "sidecar_path",
+           "read_sidecar", "write_sidecar"]
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -76,6 +78,49 @@ def file_sha256(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class PrecisionPlan:
+    """How one requested precision is built on the installed TensorRT (see :func:`plan_precision`)."""
+
+    precision: str  # what the engine will be: fp32, fp16 or int8
+    convert_fp16: bool  # parse an FP16 copy of the ONNX (engines.fp16) instead of the file itself
+    flags: tuple[str, ...]  # builder flags to set (only those this TensorRT still has)
+    calibrator: bool  # legacy implicit INT8 calibration from a calibration .npz
+    note: str = ""
+
+
+def plan_precision(precision: str, onnx_fp16: bool, onnx_qdq: bool, builder_flags: set[str] | frozenset[str],
+                   has_calibrator: bool, calibration_file: bool) -> PrecisionPlan:
+    """Decide how to get ``precision`` from this ONNX on this TensorRT (pure, so it is tested without a GPU).
+
+    TensorRT 11 is strongly typed (no FP16/INT8 flags): FP16 comes from an FP16 ONNX (converted here
+    when the file is FP32) and INT8 from a Q/DQ ONNX.  TensorRT 10 gets the same ONNX plus the flags it
+    still has.  INT8 from a plain ONNX needs the legacy calibrator (TensorRT 10 and a calibration file);
+    without one the engine falls back to FP16, said in ``note``.
+    """
+    if precision not in PRECISIONS:
+        raise ModelError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    have = set(builder_flags)
+    if precision == "int8" and not onnx_qdq:
+        if calibration_file and has_calibrator and "INT8" in have:
+            return PrecisionPlan("int8", False, tuple(f for f in ("INT8", "FP16") if f in have), True,
+                                 "implicit INT8 from the legacy entropy calibrator")
+        why = ("this TensorRT has no implicit INT8 calibration" if calibration_file else
+               "no calibration file given")
+        note = (f"int8 asked for, but the ONNX has no Q/DQ nodes and {why}: building fp16 instead "
+                "(make a Q/DQ ONNX with python -m calibration.quantize)")
+        return dataclasses.replace(plan_precision("fp16", onnx_fp16, False, have, has_calibrator, False), note=note)
+    if onnx_qdq:
+        if precision != "int8":
+            raise ModelError(f"the ONNX is a Q/DQ (INT8) model; build it with precision int8, not {precision}")
+        return PrecisionPlan("int8", False, tuple(f for f in ("INT8", "FP16") if f in have), False)
+    if precision == "fp32":
+        if onnx_fp16:
+            raise ModelError("the ONNX computes in float16; build it with precision fp16, not fp32")
+        return PrecisionPlan("fp32", False, (), False)
+    return PrecisionPlan("fp16", not onnx_fp16, ("FP16",) if "FP16" in have else (), False)
 
 
 def engine_cache_dir() -> Path:
@@ -132,9 +177,30 @@ class EngineBuilder:
         return EngineKey(file_sha256(onnx_path), info["name"], info["compute_capability"], tensorrt_version(),
                          self.precision, *self.batch, plugin=self.use_plugin)
 
-    def build(self, onnx_path: str | os.PathLike) -> bytes:
+    def plan(self, onnx_path: str | os.PathLike) -> PrecisionPlan:
+        """How this builder's precision is obtained from ``onnx_path`` on the installed TensorRT."""
+        import onnx
         import tensorrt as trt
 
+        from engines.fp16 import has_qdq, is_fp16
+
+        try:
+            m = onnx.load(str(onnx_path), load_external_data=False)
+        except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError and friends
+            raise ModelError(f"{onnx_path} is not an ONNX file ({type(e).__name__})") from None
+        flags = {n for n in ("FP16", "INT8") if hasattr(trt.BuilderFlag, n)}
+        return plan_precision(self.precision, is_fp16(m), has_qdq(m), flags,
+                              hasattr(trt, "IInt8EntropyCalibrator2"), bool(self.calibration_file))
+
+    def build(self, onnx_path: str | os.PathLike) -> bytes:
+        import tempfile
+
+        import tensorrt as trt
+
+        plan = self.plan(onnx_path)
+        if plan.note:
+            log.warning("%s", plan.note)
+        self.built_precision = plan.precision
         logger = trt.Logger(trt.Logger.WARNING)
         if self.use_plugin:
             from engines.plugins.crf_attention import register_plugin
@@ -150,17 +216,21 @@ class EngineBuilder:
             flags |= 1 << int(trt.NetworkDefinitionCreationFlag.PREFER_AOT_PYTHON_PLUGINS)
         network = builder.create_network(flags)
         parser = trt.OnnxParser(network, logger)
-        if not parser.parse_from_file(str(onnx_path)):
-            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise ModelError(f"TensorRT could not parse {onnx_path}: {errors}")
+        with tempfile.TemporaryDirectory() as tmp:
+            src = Path(onnx_path)
+            if plan.convert_fp16:  # TensorRT 11 is strongly typed: FP16 must be in the ONNX itself
+                from engines.fp16 import convert_to_fp16
+
+                src = convert_to_fp16(onnx_path, Path(tmp) / "fp16.onnx")
+            if not parser.parse_from_file(str(src)):
+                errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+                raise ModelError(f"TensorRT could not parse {onnx_path}: {errors}")
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace)
-        flag_names = {"fp16": ["FP16"], "int8": ["INT8", "FP16"]}.get(self.precision, [])
-        for name in flag_names:  # TensorRT 10 only: 11 removed them (precision comes from the ONNX)
-            if hasattr(trt.BuilderFlag, name):
-                config.set_flag(getattr(trt.BuilderFlag, name))
-        if self.precision == "int8" and self.calibration_file and hasattr(config, "int8_calibrator"):
-            config.int8_calibrator = EntropyCalibrator.create(self.calibration_file)
+        for name in plan.flags:  # TensorRT 10 only: 11 removed them (precision comes from the ONNX)
+            config.set_flag(getattr(trt.BuilderFlag, name))
+        if plan.calibrator:
+            config.int8_calibrator = EntropyCalibrator.create(self.calibration_file)  # type: ignore[arg-type]
         profile = builder.create_optimization_profile()
         for i in range(network.num_inputs):
             t = network.get_input(i)
@@ -181,10 +251,17 @@ class EngineBuilder:
         return bytes(blob)
 
     def build_cached(self, onnx_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
-        """The cached engine for this ONNX on this GPU/TensorRT/precision, built if missing."""
+        """The cached engine for this ONNX on this GPU/TensorRT/precision, built if missing.
+
+        A JSON sidecar next to the engine keeps the cache key, the precision actually built and the ONNX's
+        ``mca.*`` metadata, so an engine file alone is enough for the realtime pipeline.
+        """
+        from engines.ort import read_onnx_metadata
+
         key = self.key(onnx_path)
         path = Path(cache_dir or engine_cache_dir()) / key.filename()
-        if path.exists():
+        self.build_seconds = 0.0
+        if path.exists() and path.with_suffix(".json").exists():
             log.info("engine cache hit: %s", path.name)
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,8 +269,51 @@ class EngineBuilder:
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(blob)
         os.replace(tmp, path)
-        path.with_suffix(".json").write_text(json.dumps({**key.__dict__, "build_seconds": self.build_seconds}))
+        meta = read_onnx_metadata(onnx_path)
+        meta["mca.precision"] = self.built_precision
+        write_sidecar(path, key, self.built_precision, meta, self.build_seconds)
         return path
+
+
+def sidecar_path(engine_path: str | os.PathLike) -> Path:
+    return Path(engine_path).with_suffix(".json")
+
+
+def write_sidecar(engine_path: str | os.PathLike, key: EngineKey, precision: str, metadata: dict[str, str],
+                  build_seconds: float = 0.0) -> Path:
+    """The engine's description (cache key, built precision, model metadata) as JSON beside it."""
+    side = sidecar_path(engine_path)
+    side.write_text(json.dumps({"key": dataclasses.asdict(key), "precision": precision, "metadata": metadata,
+                                "build_seconds": round(build_seconds, 2)}, indent=1))
+    return side
+
+
+def read_sidecar(engine_path: str | os.PathLike) -> dict[str, Any]:
+    """The sidecar of an engine, or {} where there is none; a damaged one is a :class:`ModelError`."""
+    side = sidecar_path(engine_path)
+    if not side.exists():
+        return {}
+    try:
+        data = json.loads(side.read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("metadata", {}), dict):
+            raise ValueError("not an object")
+    except (ValueError, OSError) as e:
+        raise ModelError(f"{side} (the engine's description) is damaged: {e}") from None
+    return data
+
+
+def check_engine_compatible(recorded: dict[str, Any], gpu_name: str, compute_capability: str,
+                            trt_version: str) -> None:
+    """Raise a :class:`ModelError` naming what differs when an engine was built for another GPU or TensorRT.
+
+    TensorRT engines are not portable; deserializing a foreign one fails with an opaque log line
+    (or worse), so the sidecar's key is compared first.
+    """
+    want = {"gpu_name": gpu_name, "compute_capability": compute_capability, "trt_version": trt_version}
+    diffs = [f"{k} {recorded[k]!r} (here {v!r})" for k, v in want.items() if k in recorded and recorded[k] != v]
+    if diffs:
+        raise ModelError("engine was built for another machine: " + ", ".join(diffs) +
+                         "; rebuild it here with python -m engines.build (or load the .onnx)")
 
 
 class EntropyCalibrator:
@@ -252,22 +372,30 @@ class TrtBackend(Backend):
     """A deserialized engine with owned stream and buffers sized for its largest batch."""
 
     def __init__(self, engine_path: str | os.PathLike, metadata: dict[str, str] | None = None,
-                 precision: str = "fp16", use_plugin: bool = False) -> None:
+                 precision: str | None = None, use_plugin: bool | None = None) -> None:
         import tensorrt as trt
 
         from engines import cuda
 
         p = Path(engine_path)
-        if use_plugin:
+        if not p.is_file():
+            raise ModelError(f"engine file not found: {p}")
+        side = read_sidecar(p)
+        key = side.get("key", {})
+        dev = cuda.device_info(0)
+        check_engine_compatible(key, dev["name"], dev["compute_capability"], tensorrt_version())
+        if use_plugin or (use_plugin is None and key.get("plugin")):
             from engines.plugins.crf_attention import register_plugin
 
-            register_plugin()
+            register_plugin()  # the plugin's creator must be registered before deserializing
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         self.engine = self._runtime.deserialize_cuda_engine(p.read_bytes())
         if self.engine is None:
             raise ModelError(f"{p} is not a TensorRT engine for this TensorRT {trt.__version__} and GPU "
                              "(engines are not portable: rebuild it here with python -m engines.build)")
+        metadata = dict(metadata or side.get("metadata", {}))
+        precision = precision or side.get("precision") or metadata.get("mca.precision") or "unknown"
         self.context = self.engine.create_execution_context()
         self.stream = cuda.Stream()
         ins, outs = [], []
@@ -283,8 +411,8 @@ class TrtBackend(Backend):
                     self._max_batch = max(self._max_batch, int(self.engine.get_tensor_profile_shape(name, 0)[2][0]))
             else:
                 outs.append(spec)
-        super().__init__(path=str(p), inputs=ins, outputs=outs, metadata=dict(metadata or {}), precision=precision,
-                         device=f"cuda:{cuda.device_info(0)['name']}", name="tensorrt")
+        super().__init__(path=str(p), inputs=ins, outputs=outs, metadata=metadata, precision=precision,
+                         device=f"cuda:{dev['name']}", name="tensorrt")
         self._dev: dict[str, Any] = {}
         self._host: dict[str, Any] = {}
         for s in ins + outs:
@@ -295,18 +423,15 @@ class TrtBackend(Backend):
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, precision: str = "fp16", max_batch: int = 16,
-                  use_plugin: bool = False, **_: object) -> "TrtBackend":
-        """An engine file, or an ONNX built (and cached) into one for this GPU first."""
+                  use_plugin: bool = False, calibration_file: str | os.PathLike | None = None,
+                  **_: object) -> "TrtBackend":
+        """An engine file (its sidecar gives metadata and precision), or an ONNX built (and cached) first."""
         p = Path(path)
         if p.suffix.lower() == ".onnx":
-            from engines.ort import read_onnx_metadata
-
-            meta = read_onnx_metadata(p)
-            builder = EngineBuilder(precision, 1, min(4, max_batch), max_batch, use_plugin=use_plugin)
-            return cls(builder.build_cached(p), meta, precision, use_plugin)
-        side = p.with_suffix(".json")
-        meta = json.loads(side.read_text()).get("metadata", {}) if side.exists() else {}
-        return cls(p, meta, precision, use_plugin)
+            builder = EngineBuilder(precision, 1, min(4, max_batch), max_batch, calibration_file=calibration_file,
+                                    use_plugin=use_plugin)
+            return cls(builder.build_cached(p), use_plugin=use_plugin)
+        return cls(p, use_plugin=use_plugin or None)
 
     def run(self, *arrays: np.ndarray) -> list[np.ndarray]:
         from engines import cuda

@@ -27,14 +27,15 @@ the CPU with ``TRITON_INTERPRET=1``.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PLUGIN_ID", "MAX_MAP", "crf_attention_reference", "crf_attention_triton", "register_plugin",
-           "min_tensorrt_version"]
+__all__ = ["PLUGIN_ID", "MAX_MAP", "crf_attention_reference", "crf_attention_triton", "compile_kernel",
+           "strip_hidden_params", "register_plugin", "min_tensorrt_version"]
 
 PLUGIN_NAMESPACE = "mca_pose"
 PLUGIN_NAME = "CRFAttention"
@@ -156,6 +157,94 @@ def crf_attention_triton(x: Any, uw: Any, ub: Any, kw: Any, kb: Any, iterations:
     return y, q
 
 
+KERNEL_PARAMS = ("x_ptr", "uw_ptr", "ub_ptr", "kw_ptr", "kb_ptr", "y_ptr", "q_ptr")
+
+
+@dataclass(frozen=True)
+class CompiledKernel:
+    """What TensorRT's AOT plugin needs: entry name, PTX, threads per block and shared memory."""
+
+    name: str
+    ptx: str
+    num_warps: int
+    shared_mem: int
+
+
+def strip_hidden_params(ptx: str, entry: str, keep: int) -> str:
+    """Drop the trailing kernel parameters Triton >= 3.3 appends (global/profile scratch pointers).
+
+    TensorRT launches an AOT kernel with exactly its inputs, extra scalars and
+    outputs; a PTX entry that declares more parameters would make the driver read
+    past TensorRT's argument array.  The hidden ones are removed only where the
+    kernel never references them (scratch size 0); otherwise this raises.
+    """
+    import re
+
+    head = re.search(rf"\.entry\s+{re.escape(entry)}\s*\((.*?)\)", ptx, re.S)
+    if head is None:
+        raise ValueError(f"no .entry {entry} in the PTX")
+    params = [q.strip() for q in head.group(1).split(",") if q.strip()]
+    if len(params) < keep:
+        raise ValueError(f"PTX entry {entry} has {len(params)} parameters, expected at least {keep}")
+    for extra in params[keep:]:
+        pname = extra.split()[-1]
+        if len(re.findall(rf"\b{re.escape(pname)}\b", ptx)) != 1:  # declared and also used in the body
+            raise ValueError(f"Triton kernel uses its hidden parameter {pname}; it cannot run as a TensorRT AOT "
+                             "plugin")
+    body = ",\n".join("\t" + q for q in params[:keep])
+    return ptx[:head.start(1)] + "\n" + body + "\n" + ptx[head.end(1):]
+
+
+def ptx_version_for_driver(driver_version: int) -> int:
+    """The newest PTX ISA (e.g. 85 for 8.5) a CUDA driver (``cudaDriverGetVersion``, e.g. 12060) can JIT.
+
+    The engine embeds PTX that the driver compiles at load time, so it must not be
+    newer than the driver: Triton would otherwise pick its bundled ptxas's version
+    (PTX 9.x from CUDA 13), which a CUDA 12 driver (JetPack 6: 12.6) rejects.
+    """
+    major, minor = driver_version // 1000, (driver_version % 1000) // 10
+    if major >= 13:
+        return 90 + (major - 13) * 10 + minor
+    if major == 12:
+        return 80 + minor - (1 if minor >= 6 else 0)  # 12.6 shipped PTX 8.5
+    if major == 11:
+        return 70 + minor
+    raise ValueError(f"CUDA driver {major}.{minor} is too old for Triton kernels (needs >= 11.0)")
+
+
+def compile_kernel(c: int, h: int, w: int, kernel_size: int, iterations: int, dtype: str = "fp32",
+                   target: Any = None, ptx_version: int | None = None) -> CompiledKernel:
+    """Compile the fused kernel for fixed sizes to PTX for TensorRT.
+
+    ``target``: a triton ``GPUTarget`` (default: this machine's GPU); ``ptx_version``:
+    the PTX ISA to emit (default: Triton's, which may be newer than the driver).
+    """
+    import triton
+
+    if dtype not in ("fp32", "fp16"):
+        raise ValueError(f"CRFAttention runs in fp32 or fp16, not {dtype}")
+    sig: dict[str, str] = {name: f"*{dtype}" for name in KERNEL_PARAMS}
+    consts = {"C": c, "H": h, "W": w, "L": kernel_size, "ITERS": iterations, "BLOCK": _block(h, w)}
+    sig.update({k: "constexpr" for k in consts})
+    src = triton.compiler.ASTSource(fn=kernel(), signature=sig, constexprs=consts)
+    # FMA contraction on, said explicitly (Triton 3.10 changes the default); ptx_version only when given.
+    options: dict[str, Any] = {"enable_fp_fusion": True}
+    if ptx_version:
+        options["ptx_version"] = ptx_version
+    kw: dict[str, Any] = {"options": options}
+    if target is not None:
+        kw["target"] = target
+    compiled = triton.compile(src, **kw)
+    md = compiled.metadata
+    if getattr(md, "global_scratch_size", 0) or getattr(md, "profile_scratch_size", 0):
+        raise ValueError("the compiled kernel needs scratch memory, which a TensorRT AOT plugin cannot provide")
+    if getattr(md, "num_ctas", 1) != 1 or getattr(md, "launch_cooperative_grid", False) or \
+            getattr(md, "launch_pdl", False):
+        raise ValueError("the compiled kernel needs a special launch (clusters, cooperative grid or PDL)")
+    ptx = strip_hidden_params(compiled.asm["ptx"], md.name, len(KERNEL_PARAMS))
+    return CompiledKernel(md.name, ptx, int(md.num_warps), int(md.shared))
+
+
 def register_plugin() -> bool:
     """Register ``mca_pose::CRFAttention`` with TensorRT's QDP registry; False where TensorRT is too old."""
     import tensorrt as trt
@@ -166,7 +255,6 @@ def register_plugin() -> bool:
                  trt.__version__, *MIN_TRT)
         return False
     import tensorrt.plugin as trtp
-    import triton
 
     try:
         @trtp.register(PLUGIN_ID)
@@ -187,15 +275,16 @@ def register_plugin() -> bool:
         if not all(d.is_constant for d in dims):
             raise ValueError("CRFAttention needs static C, H, W (only the batch may be dynamic)")
         c, h, w = (int(d.constant_value) for d in dims)  # compiled into the kernel as constexprs
-        t = "fp16" if x.dtype == trt.float16 else "fp32"
-        sig = {name: f"*{t}" for name in ("x_ptr", "uw_ptr", "ub_ptr", "kw_ptr", "kb_ptr", "y_ptr", "q_ptr")}
-        consts = {"C": c, "H": h, "W": w, "L": kernel_size, "ITERS": iterations, "BLOCK": _block(h, w)}
-        sig.update({k: "constexpr" for k in consts})
-        compiled = triton.compile(triton.compiler.ASTSource(fn=kernel(), signature=sig, constexprs=consts))
+        from engines import cuda
+
+        ptx = ptx_version_for_driver(int(cuda.device_info(0)["driver"]))
+        k = compile_kernel(c, h, w, kernel_size, iterations, "fp16" if x.dtype == trt.float16 else "fp32",
+                           ptx_version=ptx)
         params = trtp.KernelLaunchParams()
-        params.grid_x = x.shape_expr[0]
-        params.block_x = compiled.metadata.num_warps * 32
-        params.shared_mem = compiled.metadata.shared
-        return compiled.metadata.name, compiled.asm["ptx"], params, trtp.SymIntExprs(0)
+        params.grid_x = x.shape_expr[0]  # one program per image
+        params.block_x = k.num_warps * 32
+        params.shared_mem = k.shared_mem
+        # Kernel arguments: inputs, (no) extra scalars, outputs - the kernel's parameter order.
+        return k.name.encode(), k.ptx.encode(), params, trtp.SymIntExprs(0)
 
     return True

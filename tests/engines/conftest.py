@@ -13,9 +13,10 @@ REDUCED = {"mca_paper": dict(num_stacks=2, channels=32, last_stack_channels=64, 
            "mca_4s": dict(num_stacks=2, channels=32, last_stack_channels=32, part_attention_from=1)}
 
 
-def randomized_model(name: str, seed: int = 0, **over: object) -> "torch.nn.Module":
+def randomized_model(name: str, seed: int = 0, full: bool = False, **over: object) -> "torch.nn.Module":
+    """Random weights and BN statistics; the big configs reduced unless ``full``."""
     torch.manual_seed(seed)
-    model = mca.create_model(name, **{**REDUCED.get(name, {}), **over})
+    model = mca.create_model(name, **{**({} if full else REDUCED.get(name, {})), **over})
     g = torch.Generator().manual_seed(seed + 1)
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -28,17 +29,17 @@ def randomized_model(name: str, seed: int = 0, **over: object) -> "torch.nn.Modu
 
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory: pytest.TempPathFactory):
-    """Cache of exported ONNX files keyed by (config, custom_op, attention)."""
+    """Cache of exported ONNX files keyed by (config, custom_op, attention, full size)."""
     from engines.export import ExportOptions, export_pose
 
     cache: dict[tuple, tuple] = {}
     root = tmp_path_factory.mktemp("onnx")
 
-    def get(name: str, custom_op: bool = False, attention: bool = False):
-        key = (name, custom_op, attention)
+    def get(name: str, custom_op: bool = False, attention: bool = False, full: bool = False):
+        key = (name, custom_op, attention, full)
         if key not in cache:
-            model = randomized_model(name)
-            path = root / f"{name}_{int(custom_op)}{int(attention)}.onnx"
+            model = randomized_model(name, full=full)
+            path = root / f"{name}_{int(custom_op)}{int(attention)}{int(full)}.onnx"
             export_pose(model, path, ExportOptions(attention_outputs=attention, custom_op=custom_op))
             cache[key] = (model, path)
         return cache[key]

@@ -127,17 +127,18 @@ def test_verify_detects_a_wrong_model(exported) -> None:
     assert verify_onnx(other, path) > TOL
 
 
-@pytest.mark.slow
+@pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("name", ["mca_paper", "mca_4s"])
-def test_full_size_export_equals_pytorch(tmp_path, name: str) -> None:
-    """The full released graph (58 M params, 64 GMACs): minutes on 2 cores, so on request (-m slow)."""
-    from engines.export import ExportOptions, export_pose
-    from tests.engines.conftest import randomized_model
-
-    torch.manual_seed(0)
-    model = mca.create_model(name).eval()
-    path = export_pose(model, tmp_path / f"{name}.onnx", ExportOptions())
-    assert verify_onnx(model, path, batch=2) <= TOL
+def test_full_size_export_equals_pytorch(exported, name: str, batch: int) -> None:
+    """The full released graph (58 M params, 64 GMACs at 256x256), exported once per session: ~15 s on 2 cores."""
+    model, path = exported(name, full=True)
+    assert model.cfg == mca.get_config(name)  # really the full-size config
+    s = model.cfg.input_size
+    crops = _crops(batch, s, seed=10 + batch)
+    (got,) = OrtBackend(path).run(crops)
+    ref = _reference(model, crops)[0]
+    assert got.shape == (batch, model.cfg.num_joints, s // 4, s // 4)
+    assert np.abs(got - ref).max() <= TOL and np.abs(ref).max() > 1e-3
 
 
 def test_detector_metadata_stamp_makes_any_onnx_a_detector(tmp_path) -> None:
@@ -158,6 +159,12 @@ def test_detector_metadata_stamp_makes_any_onnx_a_detector(tmp_path) -> None:
     assert PersonDetector(engines.load(p)).family == "yolo"
     with pytest.raises(ValueError, match="valid: yolo, ssd"):
         add_detector_metadata(p, "detr", 64, 0)
+    add_detector_metadata(p, "yolo", 64, 1, class_names=["car", "person"])
+    meta = read_onnx_metadata(p)
+    assert json.loads(meta["mca.class_names"]) == ["car", "person"] and meta["mca.person_class"] == "1"
+    assert meta["mca.source"] == p.name  # restamped without a source: the file name
+    with pytest.raises(ValueError, match="not one of the 2 class names"):
+        add_detector_metadata(p, "yolo", 64, 2, class_names=["car", "person"])
 
 
 def test_yolo_export_without_ultralytics_is_a_clear_error(tmp_path, capsys) -> None:

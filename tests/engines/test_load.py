@@ -24,7 +24,7 @@ def test_bad_files_are_clear_errors(tmp_path, content, match) -> None:
 
 
 def test_truncated_onnx_is_a_clear_error(tmp_path) -> None:
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
     g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
@@ -67,3 +67,60 @@ def test_importing_engines_pulls_neither_torch_nor_tensorrt() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["False", "False"]
+
+
+def _relu_model(tmp_path, meta: dict[str, str] | None = None):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    for k, v in (meta or {}).items():
+        m.metadata_props.add(key=k, value=v)
+    p = tmp_path / "relu.onnx"
+    onnx.save(m, str(p))
+    return p
+
+
+@pytest.mark.parametrize("shape,match", [((4,), r"wants shape \[\?x4\]"), ((2, 5), r"got \[2, 5\]"),
+                                         ((1, 4, 1), "wants shape")])
+def test_wrong_input_shape_is_a_clear_error(tmp_path, shape, match) -> None:
+    be = engines.load(_relu_model(tmp_path), backend="ort")
+    with pytest.raises(ValueError, match=match):
+        be.run(np.zeros(shape, np.float32))
+
+
+def test_io_binding_path_gives_the_same_results(tmp_path) -> None:
+    from engines.ort import OrtBackend
+
+    p = _relu_model(tmp_path)
+    plain, bound = OrtBackend(p), OrtBackend(p, io_binding=True)
+    assert not plain.io_binding and bound.io_binding  # CPU: off unless asked for
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    np.testing.assert_array_equal(bound.run(x)[0], plain.run(x)[0])
+    np.testing.assert_array_equal(bound.run(x[:1])[0], np.maximum(x[:1], 0))  # rebinding per call
+
+
+@pytest.mark.parametrize("kw,match", [(dict(precision="int4"), "unknown precision"),
+                                      (dict(optimization="max"), "unknown optimization"),
+                                      (dict(providers=["TensorrtExecutionProvider", "CPUExecutionProvider"]),
+                                       "not available")])
+def test_bad_ort_options(tmp_path, kw, match) -> None:
+    from engines.ort import OrtBackend
+
+    if "TensorrtExecutionProvider" in kw.get("providers", []):
+        import onnxruntime as ort
+
+        if "TensorrtExecutionProvider" in ort.get_available_providers():
+            pytest.skip("this onnxruntime has the TensorRT provider")
+    with pytest.raises(ModelError, match=match):
+        OrtBackend(_relu_model(tmp_path), **kw)
+
+
+def test_int8_request_on_a_float_model_warns_and_runs(tmp_path, caplog) -> None:
+    p = _relu_model(tmp_path, {"mca.precision": "fp32"})
+    with caplog.at_level("WARNING", logger="engines.ort"):
+        be = engines.load(p, backend="ort", precision="int8")
+    assert be.precision == "fp32" and "not a Q/DQ INT8 model" in caplog.text

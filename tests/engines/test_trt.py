@@ -124,3 +124,87 @@ def test_info_cli(tmp_path, capsys) -> None:
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(np.random.default_rng(0).bytes(100))
     assert main([str(bad)]) == 2
+
+
+TRT10 = frozenset({"FP16", "INT8"})  # builder flags TensorRT 10 still has
+TRT11: frozenset[str] = frozenset()  # TensorRT 11: strongly typed, no precision flags
+
+
+@pytest.mark.parametrize("precision,fp16,qdq,flags,calib_api,calib_file,want", [
+    # FP16: an FP32 ONNX is converted on both versions; the flag only where it exists
+    ("fp16", False, False, TRT10, True, False, ("fp16", True, ("FP16",), False)),
+    ("fp16", False, False, TRT11, False, False, ("fp16", True, (), False)),
+    ("fp16", True, False, TRT11, False, False, ("fp16", False, (), False)),
+    ("fp32", False, False, TRT10, True, False, ("fp32", False, (), False)),
+    # INT8 from Q/DQ everywhere; the flags only on 10
+    ("int8", False, True, TRT10, True, False, ("int8", False, ("INT8", "FP16"), False)),
+    ("int8", False, True, TRT11, False, False, ("int8", False, (), False)),
+    # INT8 from a plain ONNX: the legacy calibrator where it exists and a file is given
+    ("int8", False, False, TRT10, True, True, ("int8", False, ("INT8", "FP16"), True)),
+    # ... otherwise an FP16 engine, said in the note
+    ("int8", False, False, TRT11, False, True, ("fp16", True, (), False)),
+    ("int8", False, False, TRT10, True, False, ("fp16", True, ("FP16",), False)),
+])
+def test_precision_plan(precision, fp16, qdq, flags, calib_api, calib_file, want) -> None:
+    from engines.trt import plan_precision
+
+    plan = plan_precision(precision, fp16, qdq, flags, calib_api, calib_file)
+    assert (plan.precision, plan.convert_fp16, plan.flags, plan.calibrator) == want
+    assert ("building fp16 instead" in plan.note) == (precision == "int8" and want[0] == "fp16")
+
+
+@pytest.mark.parametrize("precision,fp16,qdq,match", [
+    ("fp16", False, True, "Q/DQ"), ("fp32", False, True, "Q/DQ"), ("fp32", True, False, "float16"),
+    ("int4", False, False, "precision must be"),
+])
+def test_precision_plan_refusals(precision, fp16, qdq, match) -> None:
+    from engines.trt import plan_precision
+
+    with pytest.raises(ModelError, match=match):
+        plan_precision(precision, fp16, qdq, TRT10, True, False)
+
+
+@pytest.mark.parametrize("field,value", [("gpu_name", "Orin"), ("compute_capability", "8.7"),
+                                         ("trt_version", "10.3.0")])
+def test_engine_from_another_machine_is_refused_by_name(field, value) -> None:
+    from engines.trt import check_engine_compatible
+
+    here = {"gpu_name": BASE.gpu_name, "compute_capability": BASE.compute_capability,
+            "trt_version": BASE.trt_version}
+    recorded = {**dataclasses.asdict(BASE), field: value}
+    with pytest.raises(ModelError, match=f"{field} '{value}'"):
+        check_engine_compatible(recorded, **here)
+    check_engine_compatible(dataclasses.asdict(BASE), **here)  # same machine: fine
+    check_engine_compatible({}, **here)  # no sidecar: TensorRT itself decides
+
+
+def test_sidecar_round_trip_and_damage(tmp_path) -> None:
+    from engines.trt import read_sidecar, write_sidecar
+
+    eng = tmp_path / "m.engine"
+    eng.write_bytes(b"\0" * 16)
+    assert read_sidecar(eng) == {}
+    meta = {"mca.kind": "pose", "mca.input_size": "128"}
+    write_sidecar(eng, BASE, "fp16", meta, 12.3)
+    side = read_sidecar(eng)
+    assert side["metadata"] == meta and side["precision"] == "fp16"
+    assert EngineKey(**side["key"]) == BASE
+    eng.with_suffix(".json").write_text("{not json")
+    with pytest.raises(ModelError, match="damaged"):
+        read_sidecar(eng)
+
+
+def test_info_reads_an_engine_description_without_tensorrt(tmp_path, capsys) -> None:
+    if HAVE_TRT:
+        pytest.skip("TensorRT is installed here: info deserializes the engine itself")
+    from engines.info import main
+    from engines.trt import write_sidecar
+
+    eng = tmp_path / "m.engine"
+    eng.write_bytes(b"\0" * 16)
+    assert main([str(eng)]) == 2 and "no .json description" in capsys.readouterr().err
+    write_sidecar(eng, BASE, "int8", {"mca.config": "mca_tiny"})
+    assert main([str(eng)]) == 0
+    out = capsys.readouterr().out
+    assert "NVIDIA H100 (sm 9.0), TensorRT 10.13.0, precision int8, batch 1..16" in out
+    assert "mca.config = mca_tiny" in out
