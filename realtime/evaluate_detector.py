@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from realtime.tracking import iou_matrix
+
+log = logging.getLogger(__name__)
 
 __all__ = ["average_precision", "evaluate_detector", "main"]
 
@@ -63,11 +66,11 @@ def match_frame(det_boxes: np.ndarray, det_scores: np.ndarray, gt_boxes: np.ndar
 
 def evaluate_detector(model: str | Path, num: int = 300, seed: int = 777, min_height: float = 32.0,
                       size: tuple[int, int] = (1280, 720)) -> dict[str, float]:
-    import engines
     from mca.data.synthetic import SceneRenderer, VideoRenderer
     from realtime.detectors import PersonDetector
+    from realtime.models import load_model
 
-    det = PersonDetector(engines.load(model, backend="ort"), conf=0.01, max_persons=100)
+    det = PersonDetector(load_model(model, backend="ort"), conf=0.01, max_persons=100)
     scenes = SceneRenderer("mpii16", size, seed=seed, min_people=0, max_people=7, min_height=40,
                            max_height=size[1] * 1.1)
     videos = [VideoRenderer("mpii16", size, 25.0, 1 + k % 5, seed=seed + k) for k in range(5)]
@@ -95,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-height", type=float, default=32.0, help="people smaller than this (px) are ignored")
     p.add_argument("--json", type=Path, help="also write the result here")
     args = p.parse_args(argv)
-    from engines.base import ModelError
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from realtime.models import ModelError
 
     try:
         res = evaluate_detector(args.model, args.num, args.seed, args.min_height)

@@ -27,7 +27,7 @@ from realtime.pose import Cropper, PoseEstimator
 from realtime.sinks import CocoJsonWriter, JsonlWriter, Mp4Writer, Window
 from realtime.sources import VideoSource
 from realtime.tracking import Smoother, Tracker, boxes_from_keypoints, iou_matrix
-from realtime.types import Detections, Frame, Poses
+from realtime.types import Frame, Poses
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +38,25 @@ _END = object()
 
 @dataclass
 class PipelineConfig:
-    detect_every: int = 1
+    """Settings of one run (what the command line sets)."""
+
+    detect_every: int = 1  # run the detector every N frames, follow people from their keypoints in between
     max_persons: int = 16
     smooth: bool = True
+    crop_padding: float | None = None  # None: the model's own (metadata mca.crop_padding, else 1.25)
     show: bool = False
-    show_attention: bool = False
+    show_attention: str | None = None  # None, "holistic" or "parts"
     output: Path | None = None
     json_path: Path | None = None
     jsonl_path: Path | None = None
-    queue_size: int = 8
-    overlay: bool = True
+    queue_size: int = 8  # frames between stages for files (live sources keep 1: newest wins)
+    overlay: bool = True  # FPS / latency text on the frames
 
 
 @dataclass
 class Summary:
+    """What happened in a run: counts, timings, and the demo's accuracy against its ground truth."""
+
     frames_in: int = 0
     frames_out: int = 0
     persons: int = 0
@@ -64,6 +69,8 @@ class Summary:
     gt_found: int = 0
     pck_hits: int = 0
     pck_total: int = 0
+    latency_ms: list[float] = field(default_factory=list, repr=False)  # capture -> drawn/written, per frame
+    live: bool = False  # latency is reported for live sources (files are read ahead, so theirs is queueing)
 
     @property
     def fps(self) -> float:
@@ -78,12 +85,17 @@ class Summary:
         return self.pck_hits / self.pck_total if self.pck_total else None
 
     def text(self) -> str:
+        """The closing summary printed by ``python -m realtime.run``."""
         lines = [f"frames in {self.frames_in}, out {self.frames_out}, persons {self.persons}, dropped "
                  f"{self.dropped}, corrupt {self.corrupt}{' (interrupted)' if self.interrupted else ''}",
-                 f"{self.fps:.1f} frames/s end to end over {self.seconds:.1f} s",
-                 "per-frame ms: " + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_ms.items())]
+                 f"{self.fps:.1f} frames/s end to end over {self.seconds:.1f} s"
+                 + (f"; latency (capture to output) ms mean {np.mean(self.latency_ms):.0f}, "
+                    f"p95 {np.percentile(self.latency_ms, 95):.0f}" if self.latency_ms and self.live else ""),
+                 "per-frame ms (stages overlap in threads): "
+                 + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_ms.items())]
         if self.recall is not None:
-            lines.append(f"demo ground truth: detection recall {self.recall:.3f} (IoU >= 0.5), "
+            lines.append(f"demo ground truth: detection recall {self.recall:.3f} (IoU >= 0.5, people with half "
+                         f"their joints in view), "
                          f"PCK@0.2 {self.pck if self.pck is not None else float('nan'):.3f} "
                          f"over {self.pck_total} visible joints of detected people")
         return "\n".join(lines)
@@ -113,14 +125,23 @@ def _put(q: queue.Queue, item: Any, stop: threading.Event, drain_on_stop: bool =
                 return False
 
 
+DEMO_MIN_VISIBLE = 0.5  # a person counts for recall when at least half of their joints are in view
+
+
 def _score_demo(summary: Summary, gt: Any, poses: Poses) -> None:
-    """Detection recall and PCK@0.2 (torso) of this frame against the demo's ground truth."""
+    """Detection recall and PCK@0.2 (torso) of this frame against the demo's ground truth.
+
+    Recall counts the people with at least half of their joints visible (one stepping in
+    at the frame's edge with a sliver showing is not yet "in the picture"); a detection
+    matches a person at box IoU >= 0.5.  PCK is over the visible joints of every matched person.
+    """
     from mca.metrics import torso_size
 
     if gt is None or not getattr(gt, "people", None):
         return
     gt_boxes = np.stack([p.box for p in gt.people])
-    summary.gt_people += len(gt_boxes)
+    in_view = [float(np.mean(p.visible)) >= DEMO_MIN_VISIBLE for p in gt.people]
+    summary.gt_people += sum(in_view)
     if not len(poses):
         return
     iou = iou_matrix(gt_boxes, poses.boxes)
@@ -133,7 +154,7 @@ def _score_demo(summary: Summary, gt: Any, poses: Poses) -> None:
             continue
         used_g.add(g)
         used_p.add(j)
-        summary.gt_found += 1
+        summary.gt_found += int(in_view[g])
         person = gt.people[g]
         if person.joints.shape[0] != poses.keypoints.shape[1]:
             continue
@@ -149,23 +170,32 @@ def _demo_joint_set(k: int) -> str:
 
 
 class Pipeline:
-    """Wire the stages; ``run(source)`` processes until the source ends or ``stop()``."""
+    """Wire the stages; ``run(source)`` processes until the source ends or ``stop()``.
+
+    Threads: the reader decodes (files: every frame, in order, blocking when the
+    inference falls behind; live sources: a one-frame queue where a newer frame
+    replaces a waiting one, counted as dropped), the calling thread runs detect ->
+    crop -> pose -> track -> smooth, the writer draws, encodes and writes JSON.
+    """
 
     def __init__(self, detector: PersonDetector, pose: PoseEstimator, cfg: PipelineConfig,
                  progress: Callable[[int], None] | None = None) -> None:
         self.detector, self.pose, self.cfg = detector, pose, cfg
         info = pose.info
-        self.cropper = Cropper(info.input_size, info.heatmap_size)
+        self.cropper = Cropper(info.input_size, info.heatmap_size, cfg.crop_padding or info.crop_padding)
         self.tracker = Tracker()
         self.smoother = Smoother() if cfg.smooth else None
         self.renderer = Renderer(info.skeleton, attention=cfg.show_attention)
+        pose.attention = cfg.show_attention is not None  # copy attention maps only when they are drawn
         self.stop_event = threading.Event()
         self.progress = progress
         self.timer = _Timer()
         self.errors: list[BaseException] = []
+        self.detector_runs = 0
+        self._frames_seen = 0
 
     def stop(self) -> None:
-        """Stop reading; frames already read are finished and written."""
+        """Stop reading; frames already read are finished and written (thread- and signal-safe)."""
         self.stop_event.set()
 
     # -- stages ---------------------------------------------------------------------------
@@ -173,10 +203,14 @@ class Pipeline:
         """Detect (or follow), crop, estimate, track, smooth one frame."""
         t = time.perf_counter
         t0 = t()
-        if previous is None or self.cfg.detect_every <= 1 or frame.index % self.cfg.detect_every == 0:
-            det = self.detector.detect(frame.image)
+        every = max(1, self.cfg.detect_every)
+        if previous is None or not len(previous) or every == 1 or self._frames_seen % every == 0:
+            detect_frame = getattr(self.detector, "detect_frame", None)  # an oracle needs the ground truth
+            det = detect_frame(frame) if detect_frame is not None else self.detector.detect(frame.image)
+            self.detector_runs += 1
         else:
             det = boxes_from_keypoints(previous, frame.size)
+        self._frames_seen += 1
         det = det.top(self.cfg.max_persons)
         t1 = t()
         crops = self.cropper.crop(frame.image, det)
@@ -191,83 +225,102 @@ class Pipeline:
             self.timer.add(name, dt)
         return poses
 
-    def run(self, source: VideoSource) -> Summary:
-        cfg = self.cfg
-        summary = Summary()
-        q_in: queue.Queue = queue.Queue(maxsize=cfg.queue_size)
-        q_out: queue.Queue = queue.Queue(maxsize=cfg.queue_size)
+    def _reader(self, source: VideoSource, q_in: queue.Queue, summary: Summary) -> None:
         stop = self.stop_event
-
-        def reader() -> None:
-            t = time.perf_counter()
-            try:
-                for frame in source.frames():
-                    self.timer.add("read", time.perf_counter() - t)
-                    if not _put(q_in, frame, stop):
-                        break
-                    summary.frames_in += 1
-                    if stop.is_set():
-                        break
-                    t = time.perf_counter()
-            except BaseException as e:  # noqa: BLE001 - handed to the main thread
-                self.errors.append(e)
-                stop.set()
-            finally:
-                _put(q_in, _END, stop, drain_on_stop=True)
-
-        def writer() -> None:
-            try:
-                with ExitStack() as stack:
-                    mp4 = stack.enter_context(Mp4Writer(cfg.output, source.fps)) if cfg.output else None
-                    coco = stack.enter_context(CocoJsonWriter(cfg.json_path)) if cfg.json_path else None
-                    jsonl = (stack.enter_context(JsonlWriter(cfg.jsonl_path, self.pose.info.joint_names))
-                             if cfg.jsonl_path else None)
-                    win = stack.enter_context(Window()) if cfg.show else None
-                    t_start, n = time.perf_counter(), 0
-                    while True:
-                        item = q_out.get()
-                        if item is _END:
+        t = time.perf_counter()
+        try:
+            for frame in source.frames():
+                self.timer.add("read", time.perf_counter() - t)
+                if source.is_live:
+                    while True:  # newest wins: a frame still waiting for inference is stale
+                        try:
+                            q_in.put_nowait(frame)
                             break
-                        frame, poses = item
-                        t0 = time.perf_counter()
-                        if mp4 is not None or win is not None:
-                            fps = n / max(1e-6, time.perf_counter() - t_start)
-                            text = f"{fps:5.1f} fps  {len(poses)} people" if cfg.overlay else None
-                            img = self.renderer.draw(frame.image, poses, text)
-                            t1 = time.perf_counter()
-                            self.timer.add("draw", t1 - t0)
-                            if mp4 is not None:
-                                mp4.write(img)
-                                self.timer.add("encode", time.perf_counter() - t1)
-                            if win is not None and not win.show(img):
-                                stop.set()
-                        if coco is not None:
-                            coco.write(frame.index, poses)
-                        if jsonl is not None:
-                            jsonl.write(frame.index, frame.timestamp, poses)
-                        summary.frames_out += 1
-                        summary.persons += len(poses)
-                        n += 1
-                        if self.progress:
-                            self.progress(1)
-            except BaseException as e:  # noqa: BLE001
-                self.errors.append(e)
-                stop.set()
-                while q_out.get() is not _END:  # keep the producer from blocking
-                    pass
+                        except queue.Full:
+                            try:
+                                q_in.get_nowait()
+                                summary.dropped += 1
+                            except queue.Empty:
+                                pass
+                elif not _put(q_in, frame, stop):
+                    break
+                summary.frames_in += 1
+                if stop.is_set():
+                    break
+                t = time.perf_counter()
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            self.errors.append(e)
+            stop.set()
+        finally:
+            _put(q_in, _END, stop, drain_on_stop=True)
 
-        threads = [threading.Thread(target=reader, name="reader", daemon=True),
-                   threading.Thread(target=writer, name="writer", daemon=True)]
+    def _writer(self, source: VideoSource, q_out: queue.Queue, summary: Summary) -> None:
+        cfg, stop = self.cfg, self.stop_event
+        try:
+            with ExitStack() as stack:
+                mp4 = (stack.enter_context(Mp4Writer(cfg.output, source.fps, timestamps=source.is_live))
+                       if cfg.output else None)
+                coco = stack.enter_context(CocoJsonWriter(cfg.json_path)) if cfg.json_path else None
+                jsonl = (stack.enter_context(JsonlWriter(cfg.jsonl_path, self.pose.info.joint_names))
+                         if cfg.jsonl_path else None)
+                win = stack.enter_context(Window()) if cfg.show else None
+                fps_ema, last, lat_ema = 0.0, None, 0.0
+                while True:
+                    item = q_out.get()
+                    if item is _END:
+                        break
+                    frame, poses = item
+                    t0 = time.perf_counter()
+                    if last is not None:
+                        fps_ema = 0.9 * fps_ema + 0.1 / max(t0 - last, 1e-6) if fps_ema else 1 / max(t0 - last, 1e-6)
+                    last = t0
+                    latency = 1000 * (t0 - frame.captured)
+                    lat_ema = 0.9 * lat_ema + 0.1 * latency if lat_ema else latency
+                    summary.latency_ms.append(latency)
+                    if mp4 is not None or win is not None:
+                        text = (f"{fps_ema:5.1f} fps  {lat_ema:4.0f} ms  {len(poses)} people"
+                                if cfg.overlay else None)
+                        img = self.renderer.draw(frame.image, poses, text)
+                        t1 = time.perf_counter()
+                        self.timer.add("draw", t1 - t0)
+                        if mp4 is not None:
+                            mp4.write(img, frame.timestamp)
+                            self.timer.add("encode", time.perf_counter() - t1)
+                        if win is not None and not win.show(img):
+                            stop.set()
+                    if coco is not None:
+                        coco.write(frame.index, poses)
+                    if jsonl is not None:
+                        jsonl.write(frame.index, frame.timestamp, poses)
+                    summary.frames_out += 1
+                    summary.persons += len(poses)
+                    if self.progress:
+                        self.progress(1)
+        except BaseException as e:  # noqa: BLE001 - re-raised by run() after the other threads end
+            self.errors.append(e)
+            stop.set()
+            while q_out.get() is not _END:  # keep the inference thread from blocking on a full queue
+                pass
+
+    def run(self, source: VideoSource) -> Summary:
+        """Process ``source`` to the end (or ``stop()``); outputs are closed and playable on every exit."""
+        cfg = self.cfg
+        summary = Summary(live=source.is_live)
+        q_in: queue.Queue = queue.Queue(maxsize=1 if source.is_live else max(1, cfg.queue_size))
+        q_out: queue.Queue = queue.Queue(maxsize=max(1, cfg.queue_size))
+        stop = self.stop_event
+        reader = threading.Thread(target=self._reader, args=(source, q_in, summary), name="reader", daemon=True)
+        writer = threading.Thread(target=self._writer, args=(source, q_out, summary), name="writer", daemon=True)
         t_start = time.perf_counter()
-        for th in threads:
-            th.start()
+        reader.start()
+        writer.start()
         previous: Poses | None = None
         try:
             while True:
                 try:
                     frame = q_in.get(timeout=0.1)
                 except queue.Empty:
-                    if not threads[0].is_alive() and q_in.empty():
+                    if not reader.is_alive() and q_in.empty():
                         break
                     continue
                 if frame is _END:
@@ -285,19 +338,22 @@ class Pipeline:
             stop.set()
         finally:
             stop.set()
+            source.stop()
             # Let the reader finish its put, then flush the writer with what was processed.
-            while threads[0].is_alive():
+            while reader.is_alive():
                 try:
                     q_in.get(timeout=0.1)
                 except queue.Empty:
                     pass
             _put(q_out, _END, stop, drain_on_stop=True)
-            threads[1].join()
+            writer.join()
         summary.seconds = time.perf_counter() - t_start
-        summary.dropped, summary.corrupt = source.dropped, source.corrupt
+        lost = summary.frames_in - summary.dropped - summary.frames_out  # dropped so far: stale live frames
+        summary.dropped += source.dropped
+        summary.corrupt = source.corrupt
         summary.stage_ms = self.timer.per_frame_ms(max(1, summary.frames_out))
-        if summary.frames_out < summary.frames_in and not summary.interrupted and not self.errors:
-            log.warning("%d frames read but not written", summary.frames_in - summary.frames_out)
+        if lost > 0 and not summary.interrupted and not self.errors:
+            log.warning("%d frames read but not written", lost)
         if self.errors:
             raise self.errors[0]
         return summary

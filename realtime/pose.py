@@ -1,4 +1,9 @@
-"""Crop people (batched affine warps) and estimate their poses (batched inference + decode)."""
+"""Crop people (batched affine warps) and estimate their poses (batched inference + decode).
+
+Cropping and decoding share one :class:`mca.heatmaps.CropTransform` per person, the
+same geometry training and evaluation use, so keypoints land back on the frame to
+the sub-pixel.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,8 @@ import logging
 
 import numpy as np
 
-from engines.base import Backend, ModelError
 from mca import heatmaps as H
+from realtime.models import Backend, ModelError, submit
 from realtime.types import Crops, Detections, Poses
 
 log = logging.getLogger(__name__)
@@ -23,16 +28,28 @@ class PoseModelInfo:
         meta = backend.metadata
         kind = meta.get("mca.kind")
         if kind != "pose":
-            what = "a person detector" if kind == "detector" else "not an mca-pose model (no mca.kind=pose metadata)"
+            what = ("a person detector (give it as --detector)" if kind == "detector"
+                    else "not an mca-pose model (no mca.kind=pose metadata)")
             raise ModelError(f"{backend.path} is {what}; --pose needs a model from python -m engines.export")
         try:
             self.input_size = int(meta["mca.input_size"])
             self.heatmap_size = int(meta["mca.heatmap_size"])
-            self.flip_index = tuple(json.loads(meta["mca.flip_index"]))
+            self.flip_index = tuple(int(i) for i in json.loads(meta["mca.flip_index"]))
             self.joint_names = tuple(json.loads(meta["mca.joint_names"]))
-            self.skeleton = tuple(tuple(e) for e in json.loads(meta["mca.skeleton"]))
-        except (KeyError, ValueError) as e:
+            self.skeleton = tuple(tuple(int(v) for v in e) for e in json.loads(meta["mca.skeleton"]))
+        except (KeyError, ValueError, TypeError) as e:
             raise ModelError(f"{backend.path}: incomplete pose metadata ({e})") from None
+        layout = (meta.get("mca.input_layout", "NHWC"), meta.get("mca.input_dtype", "uint8"),
+                  meta.get("mca.input_channels", "BGR"))
+        if layout != ("NHWC", "uint8", "BGR"):
+            raise ModelError(f"{backend.path}: input is {'/'.join(layout)}; the pipeline feeds NHWC/uint8/BGR crops "
+                             "(re-export with python -m engines.export)")
+        if len(self.flip_index) != len(self.joint_names):
+            raise ModelError(f"{backend.path}: flip index and joint names differ in length")
+        try:
+            self.crop_padding = float(meta.get("mca.crop_padding", H.DEFAULT_PADDING))
+        except ValueError:
+            raise ModelError(f"{backend.path}: mca.crop_padding is not a number") from None
         self.joint_set = meta.get("mca.joint_set", "mpii16")
         self.config = meta.get("mca.config", "?")
         names = [o.name for o in backend.outputs]
@@ -40,6 +57,7 @@ class PoseModelInfo:
             raise ModelError(f"{backend.path}: no 'heatmaps' output")
         self.heatmap_index = names.index("heatmaps")
         self.attention_index = names.index("holistic_attention") if "holistic_attention" in names else None
+        self.part_attention_index = names.index("part_attention") if "part_attention" in names else None
 
     @property
     def num_joints(self) -> int:
@@ -55,14 +73,15 @@ class Cropper:
         self.padding = padding
 
     def crop(self, image: np.ndarray, detections: Detections) -> Crops:
+        """The batch (N, S, S, 3) uint8 BGR of every detected person, with each crop's transform."""
         n = len(detections)
         s = self.input_wh[0]
         out = np.empty((n, s, s, 3), np.uint8)
         tfs = []
         for i, box in enumerate(detections.boxes):
             b = box.astype(np.float64)
-            if b[2] - b[0] < 1 or b[3] - b[1] < 1:  # degenerate: grow to one pixel
-                b = np.array([b[0], b[1], b[0] + max(1.0, b[2] - b[0]), b[1] + max(1.0, b[3] - b[1])])
+            # a degenerate box (a detector's zero-width sliver) is grown to one pixel
+            b[2], b[3] = max(b[2], b[0] + 1.0), max(b[3], b[1] + 1.0)
             t = H.CropTransform.from_box(b, self.input_wh, self.heatmap_wh, self.padding)
             out[i] = H.warp_crop(image, t)
             tfs.append(t)
@@ -72,38 +91,40 @@ class Cropper:
 class PoseEstimator:
     """``estimate(crops) -> Poses``: batched inference, heatmap decode, back to frame pixels."""
 
-    def __init__(self, backend: Backend, max_batch: int = 16, flip_test: bool = False, refine: str = "quarter") -> None:
+    def __init__(self, backend: Backend, max_batch: int = 16, flip_test: bool = False, refine: str = "quarter",
+                 attention: bool = True) -> None:
         self.backend = backend
         self.info = PoseModelInfo(backend)
-        self.max_batch, self.flip_test, self.refine = max_batch, flip_test, refine
+        self.max_batch, self.flip_test, self.refine = max(1, max_batch), flip_test, refine
+        self.attention = attention  # keep the attention maps (drawing them); off saves the copies
 
-    def _infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        outs = self.backend.run(batch)
-        hm = outs[self.info.heatmap_index]
-        att = outs[self.info.attention_index] if self.info.attention_index is not None else None
-        return hm, att
+    def _split(self, outs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        info = self.info
+        hol = outs[info.attention_index] if self.attention and info.attention_index is not None else None
+        part = outs[info.part_attention_index] if self.attention and info.part_attention_index is not None else None
+        return outs[info.heatmap_index], hol, part
 
     def estimate(self, crops: Crops) -> Poses:
-        n = len(crops)
-        k = self.info.num_joints
+        """Keypoints (frame pixels) and per-joint confidences of every cropped person."""
+        n, k = len(crops), self.info.num_joints
         if n == 0:
             return Poses.empty(k)
-        hms, atts = [], []
-        for i in range(0, n, self.max_batch):
-            chunk = crops.images[i:i + self.max_batch]
-            if self.flip_test:
-                hm = H.flip_test(lambda b: self._infer(b)[0], chunk, self.info.flip_index, channels_last=True)
-                att = None
-            else:
-                hm, att = self._infer(chunk)
-            hms.append(hm)
-            if att is not None:
-                atts.append(att[:, 0])
-        heat = np.concatenate(hms)
+        chunks = [crops.images[i:i + self.max_batch] for i in range(0, n, self.max_batch)]
+        if self.flip_test:
+            flip = self.info.flip_index
+            # both passes of a chunk go through one batch (2N); attention maps are not averaged
+            parts = [(H.flip_test(lambda b: self._split(self.backend.run(b))[0], c, flip, channels_last=True),
+                      None, None) for c in chunks]
+        else:
+            pending = [submit(self.backend, c) for c in chunks]  # an async backend queues every chunk first
+            parts = [self._split(p.result()) for p in pending]
+        heat = np.concatenate([p[0] for p in parts])
+        if heat.shape[1] != k:
+            raise ModelError(f"{self.backend.path}: {heat.shape[1]} heatmaps but {k} joint names")
         coords, conf = H.decode_heatmaps(heat, refine=self.refine)
-        kps = np.empty((n, k, 2), np.float32)
-        for i, t in enumerate(crops.transforms):
-            kps[i] = H.apply_affine(t.heatmap_to_frame, coords[i])
-        attention = np.concatenate(atts) if atts else None
+        mats = np.stack([t.heatmap_to_frame for t in crops.transforms])
+        kps = H.apply_affine(mats, coords).astype(np.float32)
+        hol = np.concatenate([p[1][:, 0] for p in parts]) if all(p[1] is not None for p in parts) else None
+        part = np.concatenate([p[2] for p in parts]) if all(p[2] is not None for p in parts) else None
         return Poses(kps, np.clip(conf, 0, 1), crops.detections.boxes.copy(), crops.detections.scores.copy(),
-                     attention=attention)
+                     attention=hol, part_attention=part, transforms=list(crops.transforms))

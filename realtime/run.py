@@ -1,4 +1,4 @@
-"""``python -m realtime.run``: live camera or video in, people's skeletons out.
+"""``python -m realtime.run``: camera, video, folder, stream or the synthetic demo in; skeletons out.
 
 Examples::
 
@@ -6,6 +6,8 @@ Examples::
     python -m realtime.run --source 0 --show                      # webcam
     python -m realtime.run --source walk.mp4 --output walk_pose.mp4
     python -m realtime.run --source rtsp://camera/stream --jsonl poses.jsonl
+
+Torch-free: numpy, OpenCV, ONNX Runtime (or TensorRT), PyAV and tqdm.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import sys
 import threading
 from pathlib import Path
 
+from realtime.models import BUNDLED, MODELS_DIR
+
 log = logging.getLogger("realtime.run")
 
-MODELS = Path(__file__).resolve().parent / "models"
-DEFAULT_POSE = MODELS / "pose_mca_tiny_synth.onnx"
-DEFAULT_DEMO_DETECTOR = MODELS / "person_yolo_synth.onnx"
-DEFAULT_DETECTOR = MODELS / "person_ssdlite.onnx"
+DEFAULT_POSE = BUNDLED["mca_tiny_synth"].path
+DEFAULT_DEMO_DETECTOR = BUNDLED["yolo_synth"].path
+DEFAULT_DETECTOR = BUNDLED["ssdlite"].path
+VIDEO_OUTPUTS = (".mp4", ".m4v", ".mov")
 
 
 class UserError(Exception):
@@ -33,158 +37,255 @@ class UserError(Exception):
 def _size(s: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in s.lower().split("x"))
-        if w < 16 or h < 16:
+        if not (16 <= w <= 8192 and 16 <= h <= 8192):
             raise ValueError
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WxH like 1280x720, got {s!r}") from None
+        raise argparse.ArgumentTypeError(f"expected WxH between 16 and 8192, like 1280x720, got {s!r}") from None
     return w, h
 
 
+def _bundled_list() -> str:
+    return "\n".join(f"  {n:15s} {b.role:8s} {b.filename:28s} {'ok' if b.path.exists() else 'MISSING'}  {b.about}"
+                     for n, b in BUNDLED.items())
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage dump): 'error: ... (see --help)', exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    """The command line (every option explained in --help)."""
+    p = _Parser(
         prog="python -m realtime.run",
         description="Multi-person pose estimation on a camera, video file, folder, stream or the synthetic demo: "
                     "detect people, crop, run the MCA pose model, track and smooth, and write an annotated H.264 "
-                    "MP4 and keypoint JSON.",
-        epilog="Exit codes: 0 done, 2 a user error (bad source, model or option), 130 interrupted before any frame.",
+                    "MP4 and keypoint JSON. Needs no PyTorch.",
+        epilog="Exit codes: 0 done (also after Ctrl-C/SIGTERM, with the outputs closed and valid), 2 a user error "
+               "(bad source, model or option: one 'error:' line), 130 interrupted before any frame was written.\n\n"
+               "Bundled models (in " + str(MODELS_DIR) + "):\n" + _bundled_list(),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     io = p.add_argument_group("input and output")
-    io.add_argument("--source", default="demo",
-                    help="'demo' (synthetic people with ground truth), a webcam index (0), a video file, a folder of "
-                         "images/videos, an rtsp:// or http:// URL, or a GStreamer pipeline (contains '!'). "
-                         "Default: demo")
-    io.add_argument("--output", "-o", type=Path, help="annotated video to write (H.264 MP4, browser-playable)")
-    io.add_argument("--json", type=Path, help="keypoints as COCO results JSON (image_id = frame index)")
-    io.add_argument("--jsonl", type=Path, help="per-frame JSON Lines with track ids, boxes, keypoints, scores")
-    io.add_argument("--show", action="store_true", help="show a window with an FPS overlay (q or Esc quits)")
-    io.add_argument("--frames", type=int, help="stop after this many frames (demo default: 250)")
-    io.add_argument("--fps", type=float, help="frame rate for image folders and the demo (videos keep their own)")
-    io.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary")
+    io.add_argument("--source", default="demo", metavar="SRC",
+                    help="'demo' (a synthetic multi-person video rendered on the fly, scored against its ground "
+                         "truth at the end), a webcam index (0), a video file, a folder of images/videos, an "
+                         "rtsp:// or http(s):// URL, or a GStreamer pipeline (contains '!', e.g. a Jetson CSI "
+                         "camera ending in appsink). Default: demo")
+    io.add_argument("--output", "-o", type=Path, metavar="OUT.mp4",
+                    help="annotated video to write: H.264 MP4 (yuv420p, browser-playable) at the source frame rate")
+    io.add_argument("--json", type=Path, metavar="FILE.json",
+                    help="keypoints as COCO results JSON (image_id = frame index, category_id 1, "
+                         "keypoints [x, y, score, ...] in frame pixels)")
+    io.add_argument("--jsonl", type=Path, metavar="FILE.jsonl",
+                    help="per-frame JSON Lines: frame, time, and per person track id, box, keypoints, scores")
+    io.add_argument("--show", action="store_true",
+                    help="show a window with FPS and latency (q or Esc quits); without a display: a warning")
+    io.add_argument("--frames", type=int, metavar="N", help="stop after N frames (demo default: 250)")
+    io.add_argument("--fps", type=float,
+                    help="frame rate for image folders (default 10) and the demo (default 25); videos and "
+                         "cameras keep their own")
+    io.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no closing summary")
     m = p.add_argument_group("models")
-    m.add_argument("--pose", help=f"pose model: an ONNX from engines.export or a TensorRT engine "
-                                  f"(default: the bundled {DEFAULT_POSE.name})")
-    m.add_argument("--detector", help=f"person detector: YOLO or SSD ONNX/engine (default: {DEFAULT_DETECTOR.name} "
-                                      f"for real footage, {DEFAULT_DEMO_DETECTOR.name} for the demo)")
+    m.add_argument("--pose", metavar="MODEL",
+                   help="pose model: an ONNX from 'python -m engines.export', a TensorRT engine, or a bundled name "
+                        "(default: mca_tiny_synth)")
+    m.add_argument("--detector", metavar="MODEL",
+                   help="person detector: a YOLO (Ultralytics export) or SSD (TF, tf2onnx) ONNX or engine, or a "
+                        "bundled name (default: yolo_synth for the demo, ssdlite for everything else); 'ground-truth' (demo "
+                        "only) uses the demo's true boxes, to measure pose accuracy without detector errors")
     m.add_argument("--backend", default="auto", choices=["auto", "ort", "trt"],
-                   help="auto: TensorRT where a GPU and TensorRT exist, else ONNX Runtime")
-    m.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="TensorRT engine precision (default fp16)")
-    m.add_argument("--device", help="device for ONNX Runtime: cpu or cuda (default: best available)")
-    m.add_argument("--threads", type=int, help="ONNX Runtime threads per model (default: physical cores)")
+                   help="auto (default): TensorRT where a GPU and TensorRT exist, else ONNX Runtime; ort: ONNX "
+                        "Runtime; trt: TensorRT (ONNX files are built into a cached engine)")
+    m.add_argument("--precision", choices=["fp32", "fp16", "int8"],
+                   help="TensorRT engine precision when building from ONNX (default fp16; int8 needs a Q/DQ model "
+                        "from python -m calibration.quantize)")
+    m.add_argument("--device", help="ONNX Runtime device: cpu or cuda (default: cuda where onnxruntime-gpu has it)")
+    m.add_argument("--threads", type=int,
+                   help="ONNX Runtime threads per model (default: half the physical cores, at least 1: the other "
+                        "half decodes and encodes in the pipeline's own threads)")
+    m.add_argument("--list-models", action="store_true", help="list the bundled models and exit")
     t = p.add_argument_group("behaviour")
-    t.add_argument("--conf", type=float, default=0.35, help="person detection confidence threshold (default 0.35)")
-    t.add_argument("--max-persons", type=int, default=16, help="keep at most this many people per frame, most "
-                                                               "confident first (default 16)")
-    t.add_argument("--detect-every", type=int, default=1,
-                   help="run the detector every N frames and follow people from their keypoints in between "
-                        "(default 1: every frame)")
-    t.add_argument("--no-smooth", action="store_true", help="turn off One Euro keypoint smoothing")
-    t.add_argument("--flip-test", action="store_true", help="average with the mirrored crop (2x pose cost)")
-    t.add_argument("--show-attention", action="store_true",
-                   help="overlay the model's holistic CRF attention map on each person (needs a model exported "
-                        "with --attention)")
+    t.add_argument("--conf", type=float,
+                   help="person detection confidence threshold, 0..1 (default: the detector family's, YOLO 0.25, "
+                        "SSD 0.35)")
+    t.add_argument("--max-persons", type=int, default=16,
+                   help="keep at most this many people per frame, the most confident (default 16)")
+    t.add_argument("--detect-every", type=int, default=1, metavar="N",
+                   help="run the detector every N frames and follow people in between from the box around their "
+                        "previous keypoints (default 1: every frame)")
+    t.add_argument("--no-smooth", action="store_true", help="turn off the One Euro keypoint smoothing")
+    t.add_argument("--crop-padding", type=float, metavar="F",
+                   help="crop side = F x the person box's longer side (default: the model's mca.crop_padding "
+                        "metadata, else 1.25 as in training)")
+    t.add_argument("--flip-test", action="store_true",
+                   help="average each crop's heatmaps with its mirror image's (more accurate, 2x pose cost)")
+    t.add_argument("--show-attention", nargs="?", const="holistic", choices=["holistic", "parts"],
+                   help="overlay the model's CRF attention on each person: holistic (default) or parts (the "
+                        "strongest joint map); needs a model exported with 'engines.export --attention'")
     d = p.add_argument_group("demo source")
     d.add_argument("--demo-people", type=int, default=4, help="people in the synthetic demo video (default 4)")
-    d.add_argument("--demo-size", type=_size, default=(1280, 720), help="demo frame size WxH (default 1280x720)")
+    d.add_argument("--demo-size", type=_size, default=(1280, 720), metavar="WxH",
+                   help="demo frame size (default 1280x720)")
     d.add_argument("--demo-seed", type=int, default=0, help="demo video seed (default 0)")
-    p.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    p.add_argument("--verbose", "-v", action="store_true", help="debug logging (also OpenCV's and FFmpeg's)")
     return p
 
 
-def _check_outputs(args: argparse.Namespace) -> None:
-    src = Path(args.source).expanduser()
-    outs = [o for o in (args.output, args.json, args.jsonl) if o is not None]
-    for o in outs:
-        if src.exists() and src.is_file() and o.expanduser().resolve() == src.resolve():
-            raise UserError(f"refusing to overwrite the input {src} with an output")
-        if o.expanduser().is_dir():
-            raise UserError(f"output {o} is a directory; give a file name")
-    if len({o.expanduser().resolve() for o in outs}) != len(outs):
-        raise UserError("--output, --json and --jsonl must be different files")
-    if args.output is not None and args.output.suffix.lower() not in (".mp4", ".m4v", ".mov", ".mkv"):
-        raise UserError(f"--output must be a video file (.mp4), got {args.output}")
-
-
-def _load(path: Path, role: str, args: argparse.Namespace):  # noqa: ANN202 - engines.Backend
-    import engines
-    from engines.base import ModelError
-
-    if not path.exists():
-        hint = ""
-        if path == DEFAULT_POSE:
-            hint = " (make it with scripts/train_demo_pose.sh)"
-        elif path == DEFAULT_DEMO_DETECTOR:
-            hint = (" (make it with scripts/train_demo_detector.py, or pass --detector "
-                    f"{DEFAULT_DETECTOR.relative_to(MODELS.parent.parent)} for real footage)")
-        raise UserError(f"{role} model not found: {path}{hint}")
-    opts = {"threads": args.threads} if args.threads and args.backend != "trt" else {}
+def _same_file(a: Path, b: Path) -> bool:
     try:
-        return engines.load(path, backend=args.backend, precision=args.precision, device=args.device, **opts)
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse outputs that would overwrite the input or each other, or are not files."""
+    src = Path(args.source.strip()).expanduser()
+    outs = [o.expanduser() for o in (args.output, args.json, args.jsonl) if o is not None]
+    inputs: list[Path] = []
+    if src.is_file():
+        inputs = [src]
+    elif src.is_dir():
+        inputs = [f for f in src.iterdir() if f.is_file()]
+    for o in outs:
+        if any(o.resolve() == i.resolve() or _same_file(o, i) for i in inputs):
+            raise UserError(f"refusing to overwrite the input {o} with an output")
+        if o.is_dir():
+            raise UserError(f"output {o} is a directory; give a file name")
+    if len({o.resolve() for o in outs}) != len(outs):
+        raise UserError("--output, --json and --jsonl must be different files")
+    if args.output is not None and args.output.suffix.lower() not in VIDEO_OUTPUTS:
+        raise UserError(f"--output must be an MP4 file ({', '.join(VIDEO_OUTPUTS)}), got {args.output}")
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    for name, v, lo in (("--detect-every", args.detect_every, 1), ("--max-persons", args.max_persons, 1),
+                        ("--demo-people", args.demo_people, 0), ("--frames", args.frames, 1),
+                        ("--threads", args.threads, 1)):
+        if v is not None and v < lo:
+            raise UserError(f"{name} must be >= {lo}, got {v}")
+    if args.conf is not None and not 0 < args.conf < 1:
+        raise UserError(f"--conf must be between 0 and 1, got {args.conf}")
+    if args.crop_padding is not None and not 0.5 <= args.crop_padding <= 3:
+        raise UserError(f"--crop-padding must be between 0.5 and 3, got {args.crop_padding}")
+    if args.fps is not None and not 0 < args.fps <= 1000:
+        raise UserError(f"--fps must be in (0, 1000], got {args.fps}")
+
+
+def default_threads() -> int:
+    """ONNX Runtime threads per model in the pipeline: half the physical cores (at least 1).
+
+    Decode/render and draw/encode run in their own threads beside inference; giving
+    ONNX Runtime every core makes them fight (on 2 cores, 1 thread per model was
+    about 1.4x faster end to end than 2).
+    """
+    try:
+        import psutil
+
+        cores = psutil.cpu_count(logical=False) or os.cpu_count() or 2
+    except ImportError:
+        cores = os.cpu_count() or 2
+    return max(1, int(cores) // 2)
+
+
+def _load(spec: str | None, role: str, demo: bool, args: argparse.Namespace):  # noqa: ANN202 - a Backend
+    from realtime.models import ModelError, load_model, resolve_model
+
+    try:
+        path = resolve_model(spec, role, demo)
+        return load_model(path, backend=args.backend, precision=args.precision, device=args.device,
+                          threads=args.threads or default_threads())
     except ModelError as e:
         raise UserError(f"{role} model: {e}") from None
 
 
+def _quiet_native_logs() -> None:
+    """OpenCV and FFmpeg print their own warnings for a camera or stream that does not open; keep one line."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    import cv2
+
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except AttributeError:  # pragma: no cover - very old OpenCV builds
+        pass
+
+
 def run(args: argparse.Namespace) -> int:
+    """Run the pipeline for parsed ``args``; raises :class:`UserError` for anything the user can fix."""
+    if args.list_models:
+        print(_bundled_list())
+        return 0
+    _check_numbers(args)
+    _check_outputs(args)
+    if not args.verbose:
+        _quiet_native_logs()
     from tqdm import tqdm
 
-    from engines.base import ModelError
-    from realtime.detectors import PersonDetector
+    from realtime.detectors import GroundTruthDetector, PersonDetector
+    from realtime.models import ModelError
     from realtime.pipeline import Pipeline, PipelineConfig
     from realtime.pose import PoseEstimator
     from realtime.sinks import SinkError
     from realtime.sources import SourceError, open_source
 
-    for name, v, lo in (("--detect-every", args.detect_every, 1), ("--max-persons", args.max_persons, 1),
-                        ("--demo-people", args.demo_people, 0), ("--frames", args.frames or 1, 1)):
-        if v < lo:
-            raise UserError(f"{name} must be >= {lo}")
-    if not 0 < args.conf < 1:
-        raise UserError("--conf must be between 0 and 1")
-    _check_outputs(args)
     demo = args.source.strip() == "demo"
-    pose_path = Path(args.pose) if args.pose else DEFAULT_POSE
-    det_path = Path(args.detector) if args.detector else (DEFAULT_DEMO_DETECTOR if demo else DEFAULT_DETECTOR)
-    pose_backend = _load(pose_path, "pose", args)
-    det_backend = _load(det_path, "detector", args)
+    pose_backend = _load(args.pose, "pose", demo, args)
+    oracle = (args.detector or "").strip() == "ground-truth"
+    if oracle and not demo:
+        raise UserError("--detector ground-truth needs --source demo (only the demo has ground truth)")
+    det_backend = None if oracle else _load(args.detector, "detector", demo, args)
     try:
         estimator = PoseEstimator(pose_backend, flip_test=args.flip_test)
-        detector = PersonDetector(det_backend, conf=args.conf, max_persons=args.max_persons)
+        detector = (GroundTruthDetector(max_persons=args.max_persons) if det_backend is None
+                    else PersonDetector(det_backend, conf=args.conf, max_persons=args.max_persons))
     except ModelError as e:
         raise UserError(str(e)) from None
-    if args.show_attention and estimator.info.attention_index is None:
-        raise UserError(f"--show-attention needs a pose model exported with attention outputs "
-                        f"(python -m engines.export ... --attention); {pose_path.name} has none")
-    if args.show and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform != "linux"):
-        log.warning("--show: no display here; running without a window")
+    info = estimator.info
+    if args.show_attention == "holistic" and info.attention_index is None or \
+            args.show_attention == "parts" and info.part_attention_index is None:
+        what = "holistic_attention" if args.show_attention == "holistic" else "part_attention"
+        raise UserError(f"--show-attention {args.show_attention} needs a pose model with a '{what}' output "
+                        f"(python -m engines.export ... --attention); {Path(pose_backend.path).name} has none")
+    if args.show and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                               or os.environ.get("WAYLAND_DISPLAY")):
+        log.warning("--show: no display here (DISPLAY is not set); running without a window")
         args.show = False
     try:
         source = open_source(args.source, max_frames=args.frames, demo_people=args.demo_people,
                              demo_size=args.demo_size, demo_seed=args.demo_seed, fps=args.fps,
-                             joint_set=estimator.info.joint_set)
+                             joint_set=info.joint_set)
     except SourceError as e:
         raise UserError(str(e)) from None
     cfg = PipelineConfig(detect_every=args.detect_every, max_persons=args.max_persons, smooth=not args.no_smooth,
+                         crop_padding=args.crop_padding,
                          show=args.show, show_attention=args.show_attention, output=args.output,
                          json_path=args.json, jsonl_path=args.jsonl)
-    bar = None if args.quiet else tqdm(total=source.total, unit="frame", desc=Path(source.name).name[:24],
-                                       dynamic_ncols=True, disable=None)
+    bar = None
+    if not args.quiet:
+        bar = tqdm(total=source.total, unit="frame", desc=Path(source.name).name[:24] or "stream",
+                   dynamic_ncols=True, disable=None)
     pipeline = Pipeline(detector, estimator, cfg, progress=bar.update if bar else None)
 
     interrupted = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
-        if interrupted.is_set():  # a second Ctrl-C: stop waiting
+        if interrupted.is_set():  # a second Ctrl-C: stop waiting for the frames in flight
             raise KeyboardInterrupt
         interrupted.set()
-        log.warning("%s: stopping; finishing frames in flight and closing outputs",
-                    signal.Signals(signum).name)
+        log.warning("%s: stopping; finishing frames in flight and closing outputs", signal.Signals(signum).name)
         pipeline.stop()
         source.stop()
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {}
+    if threading.current_thread() is threading.main_thread():
+        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         with source:
             summary = pipeline.run(source)
-    except (SourceError, SinkError) as e:
+    except (SourceError, SinkError, ModelError) as e:
         raise UserError(str(e)) from None
     finally:
         for s, h in old.items():
@@ -197,12 +298,15 @@ def run(args: argparse.Namespace) -> int:
         for label, path in (("video", args.output), ("json", args.json), ("jsonl", args.jsonl)):
             if path:
                 print(f"{label}: {path}")
-    if summary.frames_out == 0 and not summary.interrupted:
+    if summary.frames_out == 0:
+        if summary.interrupted:
+            return 130
         raise UserError(f"no frames could be read from {args.source}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse, run, and turn user errors into one 'error:' line and exit code 2."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -211,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a second Ctrl-C while finishing: the user does not want to wait
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -26,32 +26,61 @@ class SinkError(RuntimeError):
     """An output that cannot be written (bad path, codec missing ...)."""
 
 
+_MS = Fraction(1, 1000)
+
+
 def _fps_fraction(fps: float) -> Fraction:
     if not fps or fps <= 0 or not np.isfinite(fps):
         fps = 25.0
     return Fraction(fps).limit_denominator(1001)
 
 
-class Mp4Writer:
-    """Browser-playable H.264 (libx264, yuv420p) at the source frame rate; odd sizes are padded to even."""
+def _fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` scaled to fit ``size`` (w, h), keeping its aspect, centred on black."""
+    import cv2
 
-    def __init__(self, path: str | os.PathLike, fps: float, crf: int = 23, preset: str = "veryfast") -> None:
+    w, h = size
+    ih, iw = image.shape[:2]
+    s = min(w / iw, h / ih)
+    nw, nh = max(1, min(w, int(round(iw * s)))), max(1, min(h, int(round(ih * s))))
+    out = np.zeros((h, w, 3), np.uint8)
+    x0, y0 = (w - nw) // 2, (h - nh) // 2
+    out[y0:y0 + nh, x0:x0 + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+    return out
+
+
+class Mp4Writer:
+    """Browser-playable H.264 (libx264, yuv420p, index first) with odd sizes padded to even.
+
+    The first frame sets the size; a later frame of another size (a folder of mixed
+    photos) is letterboxed into it rather than ending the run.
+
+    Files keep the source frame rate (constant, frame ``n`` at ``n / fps``).  With
+    ``timestamps=True`` (live sources, where stale frames are dropped) each frame is
+    stamped with its capture time in milliseconds instead, so the video plays at the
+    speed things happened rather than fast-forwarding over the drops.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, crf: int = 23, preset: str = "veryfast",
+                 timestamps: bool = False) -> None:
         self.path = Path(path)
         self.fps = _fps_fraction(fps)
-        self.crf, self.preset = crf, preset
+        self.crf, self.preset, self.timestamps = crf, preset, timestamps
         self._container: Any = None
         self._stream: Any = None
         self.frames = 0
         self._size: tuple[int, int] | None = None
+        self._last_pts = -1
+        self._resized = False
 
     def __enter__(self) -> "Mp4Writer":
         import av
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             # faststart: the index goes first, so browsers start playing before the whole file arrives
             self._container = av.open(str(self.path), mode="w", options={"movflags": "+faststart"})
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, av.error.FFmpegError) as e:
             raise SinkError(f"cannot write {self.path}: {e}") from None
         return self
 
@@ -63,24 +92,40 @@ class Mp4Writer:
         self._stream.width, self._stream.height = w + (w & 1), h + (h & 1)
         self._stream.pix_fmt = "yuv420p"
         self._stream.options = {"crf": str(self.crf), "preset": self.preset}
+        if self.timestamps:
+            self._stream.time_base = _MS
+            self._stream.codec_context.time_base = _MS
         self._size = (w, h)
 
-    def write(self, image: np.ndarray) -> None:
+    def write(self, image: np.ndarray, timestamp: float | None = None) -> None:
+        """Encode one BGR frame (``timestamp`` in seconds is used only with ``timestamps=True``)."""
         import av
 
+        if self._container is None:
+            raise SinkError(f"{self.path} is not open (use Mp4Writer as a context manager)")
         h, w = image.shape[:2]
         if self._stream is None:
             self._open_stream(w, h)
-        if (w, h) != self._size:
-            raise SinkError(f"frame size changed from {self._size} to {(w, h)} mid-stream")
+        if (w, h) != self._size:  # e.g. a folder of photos of different sizes: fit into the first size
+            if not self._resized:
+                log.warning("frame size changed from %s to %s; later frames are fitted (letterboxed) into the "
+                            "first size", self._size, (w, h))
+                self._resized = True
+            image = _fit(image, self._size)
+            h, w = image.shape[:2]
         if w & 1 or h & 1:
             image = np.pad(image, ((0, h & 1), (0, w & 1), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        if self.timestamps:
+            pts = int(round(1000 * timestamp)) if timestamp is not None else self._last_pts + 1
+            pts = max(pts, self._last_pts + 1)  # strictly increasing, as the muxer requires
+            frame.pts, frame.time_base, self._last_pts = pts, _MS, pts
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
         self.frames += 1
 
     def close(self) -> None:
+        """Flush the encoder and write the index (the file is playable after this)."""
         if self._container is None:
             return
         try:
@@ -107,10 +152,19 @@ class CocoJsonWriter:
         self.results: list[dict] = []
 
     def __enter__(self) -> "CocoJsonWriter":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # fail now, not after the whole video, when the place cannot be written
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._tmp.write_text("[]")
+        except OSError as e:
+            raise SinkError(f"cannot write {self.path}: {e.strerror or e}") from None
         return self
 
+    @property
+    def _tmp(self) -> Path:
+        return self.path.with_suffix(self.path.suffix + ".tmp")
+
     def write(self, frame_index: int, poses: Poses) -> None:
+        """Add one result per person: keypoints [x, y, score, ...] in frame pixels, score, bbox, track id."""
         for i in range(len(poses)):
             kp = np.concatenate([poses.keypoints[i], poses.scores[i][:, None]], 1)
             x0, y0, x1, y1 = (float(v) for v in poses.boxes[i])
@@ -123,9 +177,9 @@ class CocoJsonWriter:
             })
 
     def close(self) -> None:
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.results))
-        os.replace(tmp, self.path)
+        """Write all results at once (a reader never sees half a file)."""
+        self._tmp.write_text(json.dumps(self.results))
+        os.replace(self._tmp, self.path)
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
@@ -140,17 +194,22 @@ class JsonlWriter:
         self._f: Any = None
 
     def __enter__(self) -> "JsonlWriter":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = self.path.open("w")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._f = self.path.open("w", buffering=1)  # line-buffered: complete lines even if killed
+        except OSError as e:
+            raise SinkError(f"cannot write {self.path}: {e.strerror or e}") from None
         self._f.write(json.dumps({"joint_names": list(self.joint_names)}) + "\n")
         return self
 
     def write(self, frame_index: int, timestamp: float, poses: Poses) -> None:
+        """One line for the frame (also for frames without people)."""
         people = [{"track_id": int(poses.track_ids[i]), "box": [round(float(v), 2) for v in poses.boxes[i]],
                    "box_score": round(float(poses.box_scores[i]), 4),
                    "keypoints": np.round(poses.keypoints[i], 2).tolist(),
                    "scores": np.round(poses.scores[i], 3).tolist()} for i in range(len(poses))]
-        self._f.write(json.dumps({"frame": int(frame_index), "time": round(float(timestamp), 4), "people": people}) + "\n")
+        line = {"frame": int(frame_index), "time": round(float(timestamp), 4), "people": people}
+        self._f.write(json.dumps(line) + "\n")
 
     def close(self) -> None:
         if self._f is not None:
@@ -172,6 +231,7 @@ class Window:
         return self
 
     def show(self, image: np.ndarray) -> bool:
+        """Show ``image``; False once the user asked to quit (a GUI-less OpenCV disables the window)."""
         import cv2
 
         if not self.ok:

@@ -43,6 +43,13 @@ def _to_bgr(img: np.ndarray) -> np.ndarray:
     return img
 
 
+def _opencv_has_gstreamer() -> bool:
+    for line in cv2.getBuildInformation().splitlines():
+        if "GStreamer" in line:
+            return "YES" in line.upper()
+    return False
+
+
 class VideoSource(abc.ABC):
     """Base class: ``frames()`` yields frames; counters say what happened."""
 
@@ -85,26 +92,35 @@ class FileSource(VideoSource):
         self.path, self.max_frames = path, max_frames
         try:
             self._container = av.open(str(path))
-        except (av.error.InvalidDataError, av.error.FileNotFoundError, OSError, ValueError) as e:
+        except (av.error.FFmpegError, OSError, ValueError) as e:
             raise SourceError(f"cannot open video {path}: {str(e).splitlines()[0][:160]}") from None
         streams = self._container.streams.video
         if not streams:
             self._container.close()
             raise SourceError(f"{path} has no video stream")
         self._stream = streams[0]
-        try:
-            self._stream.codec_context  # noqa: B018 - raises if the codec is unsupported
-        except Exception as e:  # noqa: BLE001
-            raise SourceError(f"unsupported codec in {path}: {e}") from None
+        ctx = self._stream.codec_context
+        if ctx is None:  # PyAV has no decoder for this codec
+            self._container.close()
+            raise SourceError(f"unsupported codec in {path}: this FFmpeg build has no decoder for its video stream")
         self._stream.thread_type = "AUTO"
         rate = self._stream.average_rate or self._stream.guessed_rate
-        self.fps = float(rate) if rate else 25.0
-        self.size = (self._stream.codec_context.width, self._stream.codec_context.height)
-        self.total = int(self._stream.frames) or None
-        if self.total and max_frames:
-            self.total = min(self.total, max_frames)
-        elif max_frames:
-            self.total = max_frames
+        self.fps = float(rate) if rate and 0 < float(rate) <= 1000 else 25.0
+        self.size = (ctx.width, ctx.height)
+        self.total = int(self._stream.frames) or self._estimate_total()
+        if max_frames:
+            self.total = min(self.total, max_frames) if self.total else max_frames
+
+    def _estimate_total(self) -> int | None:
+        """Frame count from the duration where the container does not store it (for the progress bar only)."""
+        s = self._stream
+        if s.duration and s.time_base:
+            seconds = float(s.duration * s.time_base)
+        elif self._container.duration:
+            seconds = self._container.duration / 1e6
+        else:
+            return None
+        return max(1, int(round(seconds * self.fps)))
 
     def frames(self) -> Iterator[Frame]:
         import av
@@ -144,17 +160,23 @@ class FileSource(VideoSource):
 
 
 class ImageDirSource(VideoSource):
-    """Images (and videos, one after another) from a directory, sorted by name."""
+    """Images (and videos, one after another) from a directory sorted by name, or one image file."""
 
     def __init__(self, path: Path, fps: float = 10.0, max_frames: int | None = None) -> None:
         super().__init__(str(path))
-        self.files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS)
+        if path.is_dir():
+            media = IMAGE_EXTS | VIDEO_EXTS
+            self.files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in media)
+        else:
+            self.files = [path]
         if not self.files:
             raise SourceError(f"{path} holds no images or videos ({', '.join(sorted(IMAGE_EXTS | VIDEO_EXTS))})")
         self.fps, self.max_frames = fps, max_frames
         imgs = [p for p in self.files if p.suffix.lower() in IMAGE_EXTS]
         self.total = len(imgs) if len(imgs) == len(self.files) else None
         first = cv2.imread(str(imgs[0])) if imgs else None
+        if first is None and not path.is_dir():
+            raise SourceError(f"cannot read image {path}")
         self.size = (first.shape[1], first.shape[0]) if first is not None else (0, 0)
 
     def frames(self) -> Iterator[Frame]:
@@ -163,13 +185,20 @@ class ImageDirSource(VideoSource):
             if self._stop.is_set():
                 return
             if p.suffix.lower() in VIDEO_EXTS:
-                src = FileSource(p)
+                try:
+                    src = FileSource(p)
+                except SourceError as e:
+                    self.corrupt += 1
+                    log.warning("video skipped: %s", e)
+                    continue
                 try:
                     for f in src.frames():
                         if self._stop.is_set():
                             return
                         yield Frame(index, f.image, index / self.fps)
                         index += 1
+                        if self.max_frames and index >= self.max_frames:
+                            return
                 finally:
                     self.corrupt += src.corrupt
                     src.close()
@@ -195,10 +224,18 @@ class LiveSource(VideoSource):
     def __init__(self, spec: str | int, api: int = cv2.CAP_ANY, max_frames: int | None = None,
                  open_timeout: float = 10.0) -> None:
         super().__init__(str(spec))
-        self.cap = cv2.VideoCapture(spec, api)
+        params = []
+        if not isinstance(spec, int) and api != cv2.CAP_GSTREAMER:  # network streams: do not hang on a dead host
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout * 1000),
+                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(open_timeout * 1000)]
+        self.cap = cv2.VideoCapture(spec, api, params)
         if not self.cap.isOpened():
+            self.cap.release()
             what = "camera" if isinstance(spec, int) else "stream"
-            raise SourceError(f"cannot open {what} {spec!r}")
+            hint = ""
+            if api == cv2.CAP_GSTREAMER and not _opencv_has_gstreamer():
+                hint = " (this OpenCV build has no GStreamer support; on a Jetson use the JetPack OpenCV)"
+            raise SourceError(f"cannot open {what} {spec!r}{hint}")
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 1 <= fps <= 240 else 30.0
         self.size = (int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
@@ -224,7 +261,7 @@ class LiveSource(VideoSource):
             with self._cond:
                 if self._latest is not None:
                     self.dropped += 1  # the consumer had not taken the previous frame yet
-                self._latest = (self._grabbed, _to_bgr(img), time.monotonic())
+                self._latest = (self._grabbed, _to_bgr(img), time.perf_counter())
                 self._grabbed += 1
                 self._cond.notify()
         with self._cond:
@@ -242,7 +279,7 @@ class LiveSource(VideoSource):
                 _, img, t = self._latest
                 self._latest = None
             t0 = t if t0 is None else t0
-            yield Frame(index, img, t - t0)
+            yield Frame(index, img, t - t0, captured=t)
             index += 1
             if self.max_frames and index >= self.max_frames:
                 return
@@ -294,12 +331,5 @@ def open_source(spec: str, max_frames: int | None = None, demo_people: int = 4,
     if p.is_dir():
         return ImageDirSource(p, fps or 10.0, max_frames)
     if p.suffix.lower() in IMAGE_EXTS:
-        img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
-        if img is None:
-            raise SourceError(f"cannot read image {p}")
-        src = ImageDirSource.__new__(ImageDirSource)
-        VideoSource.__init__(src, str(p))
-        src.files, src.fps, src.max_frames, src.total = [p], fps or 10.0, max_frames, 1
-        src.size = (img.shape[1], img.shape[0])
-        return src
+        return ImageDirSource(p, fps or 10.0, max_frames)
     return FileSource(p, max_frames)

@@ -1,37 +1,37 @@
-"""The pipeline loses nothing against the model alone: demo keypoints vs ground truth, bundled models."""
+"""The pipeline keeps the model's accuracy: demo keypoints vs ground truth, bundled models."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-import engines
-from realtime.detectors import PersonDetector
-from realtime.pipeline import Pipeline, PipelineConfig, Summary, _score_demo
-from realtime.pose import Cropper, PoseEstimator
+from realtime.evaluate_pipeline import compare, main
 from realtime.run import DEFAULT_DEMO_DETECTOR, DEFAULT_POSE
-from realtime.sources import DemoSource
-from realtime.types import Detections
 
 pytestmark = pytest.mark.skipif(not (DEFAULT_POSE.exists() and DEFAULT_DEMO_DETECTOR.exists()),
                                 reason="the bundled demo models are not in this checkout")
 
 
-def test_pipeline_keeps_the_models_accuracy_on_the_demo() -> None:
-    pose = PoseEstimator(engines.load(DEFAULT_POSE, backend="ort"))
-    det = PersonDetector(engines.load(DEFAULT_DEMO_DETECTOR, backend="ort"))
-    frames = 40
-    summary = Pipeline(det, pose, PipelineConfig(smooth=False)).run(DemoSource(frames, (960, 540), 3, seed=5))
-    # The model alone on the same frames, fed the ground-truth boxes.
-    alone = Summary()
-    cropper = Cropper(pose.info.input_size, pose.info.heatmap_size)
-    for f in DemoSource(frames, (960, 540), 3, seed=5).frames():
-        people = f.ground_truth.people
-        boxes = np.stack([p.box for p in people]) if people else np.zeros((0, 4), np.float32)
-        poses = pose.estimate(cropper.crop(f.image, Detections(boxes, np.ones(len(boxes)))))
-        _score_demo(alone, f.ground_truth, poses)
-    assert summary.frames_out == frames
-    # Detector quality (AP50 0.82 on held-out scenes) bounds recall; the claim tested is about keypoints.
-    assert summary.recall is not None and summary.recall >= 0.6
-    assert summary.pck is not None and alone.pck is not None
-    assert summary.pck >= alone.pck - 0.05, (summary.pck, alone.pck)
+def test_pipeline_loses_nothing_against_the_model_alone() -> None:
+    r = compare(DEFAULT_POSE, DEFAULT_DEMO_DETECTOR, seed=5, frames=30, people=3, size=(960, 540))
+    assert r.frames == 30
+    assert r.joints_gt > 300
+    # With true boxes, the pipeline's own stages (crop, batch, decode, track; smoothing off) change nothing:
+    # the same joints are hits as with the model alone.
+    assert r.pipeline_gt == r.model_gt
+    # recall counts people with half their joints in view (measured 0.93 here; AP50 of the detector is 0.825)
+    assert r.recall >= 0.8
+    # the detector's boxes instead of the true ones cost little on the people it finds (measured over 5 seeds
+    # with python -m realtime.evaluate_pipeline: -0.016 pooled, per seed -0.049..+0.004)
+    assert r.pipeline_det >= r.model_found - 0.05, r
+
+
+def test_evaluate_pipeline_cli_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--seeds", "1", "--frames", "4", "--people", "2", "--size", "640x360"]) == 0
+    out = capsys.readouterr().out
+    assert "| 1 | 4 |" in out and "pipeline, true boxes" in out
+
+
+@pytest.mark.parametrize("argv", [["--size", "big"], ["--pose", "/nonexistent.onnx"]])
+def test_evaluate_pipeline_cli_bad_input(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith("error:")

@@ -62,16 +62,21 @@ def test_coco_results_load_in_pycocotools(models, video, tmp_path) -> None:
     assert len(dt.getAnnIds()) == 5
 
 
-@pytest.mark.parametrize("size,gray", [((161, 243), False), ((96, 64), True), ((240, 426), False)])
-def test_odd_tiny_portrait_and_grayscale_videos(models, tmp_path, size, gray) -> None:
+@pytest.mark.parametrize("size,codec,pix_fmt", [
+    ((161, 243), "ffv1", "yuv444p"),  # odd width and height
+    ((96, 64), "ffv1", "gray"),  # tiny and truly grayscale (one plane)
+    ((240, 426), "ffv1", "yuv444p"),  # portrait
+    ((3840, 2160), "libx264", "yuv420p"),  # 4K
+])
+def test_odd_tiny_portrait_grayscale_and_huge_videos(models, tmp_path, size, codec, pix_fmt) -> None:
     w, h = size
-    frames = [np.full((h, w, 3), 40 + 10 * i, np.uint8) for i in range(6)]
-    if gray:
-        frames = [np.repeat(f[..., :1], 3, axis=2) for f in frames]
-    src = write_video(tmp_path / "in.mkv", frames, fps=12, codec="ffv1")  # lossless, any size
+    n = 2 if w > 2000 else 6
+    frames = [np.full((h, w, 3), 40 + 10 * i, np.uint8) for i in range(n)]
+    src = write_video(tmp_path / "in.mkv", frames, fps=12, codec=codec, pix_fmt=pix_fmt)
     assert main(_args(models, src, tmp_path)) == 0
-    n, out_size, fps, _, _ = _decode(tmp_path / "out.mp4")
-    assert n == 6 and out_size == (w + (w & 1), h + (h & 1)) and fps == pytest.approx(12.0)
+    got, out_size, fps, codec_out, _ = _decode(tmp_path / "out.mp4")
+    assert got == n and out_size == (w + (w & 1), h + (h & 1)) and fps == pytest.approx(12.0)
+    assert codec_out == "h264"
 
 
 def test_image_folder_source(models, tmp_path) -> None:
@@ -86,50 +91,111 @@ def test_image_folder_source(models, tmp_path) -> None:
     assert _decode(tmp_path / "out.mp4")[0] == 3
 
 
-@pytest.mark.parametrize("case,match", [
-    ("missing", "no such file"),
-    ("not_video", "cannot open video"),
-    ("pose_as_detector", "pose model"),
-    ("detector_as_pose", "person detector"),
-    ("overwrite_input", "refusing to overwrite"),
-    ("attention_missing", "--show-attention needs"),
-    ("bad_camera", "cannot open camera"),
-    ("missing_model", "model not found"),
-])
-def test_faults_are_one_line_exit_2(models, video, tmp_path, capsys, case, match) -> None:
-    src, extra = str(video), []
-    pose, det = str(models["pose"]), str(models["detector"])
-    out = tmp_path / "o.mp4"
-    if case == "missing":
-        src = str(tmp_path / "nope.mp4")
-    elif case == "not_video":
-        bad = tmp_path / "bad.mp4"
-        bad.write_bytes(os.urandom(4096))
-        src = str(bad)
-    elif case == "pose_as_detector":
-        det = pose
-    elif case == "detector_as_pose":
-        pose = det
-    elif case == "overwrite_input":
-        out = Path(video)
-    elif case == "attention_missing":
-        extra = ["--show-attention"]
-    elif case == "bad_camera":
-        src = "97"
-    elif case == "missing_model":
-        pose = str(tmp_path / "none.onnx")
-    rc = main(["--source", src, "--pose", pose, "--detector", det, "--output", str(out), "--quiet", *extra])
-    err = capsys.readouterr().err.strip().splitlines()
+def _bad_codec(tmp_path: Path) -> str:
+    from tests.realtime.test_sources import unsupported_codec_avi
+
+    return str(unsupported_codec_avi(tmp_path / "qqqq.avi"))
+
+
+def _garbage(tmp_path: Path) -> str:
+    f = tmp_path / "garbage.onnx"
+    f.write_bytes(os.urandom(2048))
+    return f
+
+
+# case -> (how to change the default arguments, what the one error line says)
+FAULTS = {
+    "missing file": (lambda a, t: a.update(source=str(t / "nope.mp4")), "no such file"),
+    "not a video": (lambda a, t: (t / "bad.mp4").write_bytes(os.urandom(4096)) and a.update(source=str(t / "bad.mp4")),
+                    "cannot open video"),
+    "unsupported codec": (lambda a, t: a.update(source=_bad_codec(t)), "unsupported codec"),
+    "camera that does not open": (lambda a, t: a.update(source="97"), "cannot open camera"),
+    "unreadable stream": (lambda a, t: a.update(source="rtsp://127.0.0.1:9/none"), "cannot open stream"),
+    "gstreamer pipeline": (lambda a, t: a.update(source="videotestsrc num-buffers=1 ! appsink"), "cannot open stream"),
+    "pose as detector": (lambda a, t: a.update(detector=a["pose"]), "is a pose model"),
+    "detector as pose": (lambda a, t: a.update(pose=a["detector"]), "is a person detector"),
+    "garbage model": (lambda a, t: a.update(pose=str(_garbage(t))), "not a loadable ONNX model"),
+    "missing model": (lambda a, t: a.update(pose=str(t / "none.onnx")), "model not found"),
+    "unknown model name": (lambda a, t: a.update(detector="frobnicate"), "neither a file nor a bundled name"),
+    "overwrite input": (lambda a, t: a.update(output=a["source"]), "refusing to overwrite the input"),
+    "output is a directory": (lambda a, t: a.update(output=str(t)), "is a directory"),
+    "output not mp4": (lambda a, t: a.update(output=str(t / "o.gif")), "must be an MP4 file"),
+    "same outputs": (lambda a, t: a.update(json=str(t / "x.json"), jsonl=str(t / "x.json")), "different files"),
+    "unwritable output": (lambda a, t: (t / "f").write_text("x") and a.update(output=str(t / "f" / "o.mp4")),
+                          "cannot write"),
+    "attention missing": (lambda a, t: a.update(extra=["--show-attention"]), "--show-attention holistic needs"),
+    "bad conf": (lambda a, t: a.update(extra=["--conf", "1.5"]), "--conf must be between 0 and 1"),
+    "bad crop padding": (lambda a, t: a.update(extra=["--crop-padding", "9"]), "--crop-padding must be between"),
+    "bad option value": (lambda a, t: a.update(extra=["--detect-every", "x"]), "invalid int value"),
+    "unknown option": (lambda a, t: a.update(extra=["--frobnicate"]), "unrecognized arguments"),
+    "ground truth without demo": (lambda a, t: a.update(detector="ground-truth"), "needs --source demo"),
+}
+
+
+@pytest.mark.parametrize("case", list(FAULTS))
+def test_faults_are_one_line_exit_2(models, video, tmp_path, capsys, case) -> None:
+    change, match = FAULTS[case]
+    a = {"source": str(video), "pose": str(models["pose"]), "detector": str(models["detector"]),
+         "output": str(tmp_path / "o.mp4"), "json": None, "jsonl": None, "extra": []}
+    change(a, tmp_path)
+    argv = ["--source", a["source"], "--pose", a["pose"], "--detector", a["detector"], "--output", a["output"],
+            "--quiet", *a["extra"]]
+    for k in ("json", "jsonl"):
+        if a[k]:
+            argv += [f"--{k}", a[k]]
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse's own errors exit from parse_args
+        rc = e.code
+    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.strip()]
     assert rc == 2
-    assert len(err) >= 1 and err[-1].startswith("error:") and match in err[-1]
-    assert "Traceback" not in "\n".join(err)
+    assert len(err) == 1 and err[0].startswith("error:") and match in err[0], err
+    assert not (tmp_path / "o.mp4").exists() or case == "overwrite input"
 
 
-def test_show_attention_overlay_runs(models, video, tmp_path) -> None:
-    args = _args(models, video, tmp_path, "--frames", "4", "--show-attention")
+def test_missing_bundled_default_names_the_file_and_the_fix(tmp_path, monkeypatch, capsys) -> None:
+    import realtime.models as M
+
+    monkeypatch.setattr(M, "MODELS_DIR", tmp_path)
+    assert main(["--source", "demo", "--frames", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "pose_mca_tiny_synth.onnx" in err and "scripts/train_demo_pose.sh" in err
+
+
+def test_show_without_display_is_a_warning_not_a_crash(models, video, tmp_path, monkeypatch, caplog) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert main(_args(models, video, tmp_path, "--frames", "2", "--show")) == 0
+    assert any("no display" in r.getMessage() for r in caplog.records)
+    assert _decode(tmp_path / "out.mp4")[0] == 2
+
+
+def test_demo_prints_recall_and_pck(models, tmp_path, capsys) -> None:
+    """The demo source scores against its rendered ground truth (here with the test models, not the bundled)."""
+    assert main(["--source", "demo", "--frames", "3", "--demo-size", "320x240", "--demo-people", "1",
+                 "--pose", str(models["pose"]), "--detector", str(models["detector"]),
+                 "--output", str(tmp_path / "d.mp4")]) == 0
+    out = capsys.readouterr().out
+    assert "frames in 3, out 3" in out and "detection recall" in out and "PCK@0.2" in out
+    assert _decode(tmp_path / "d.mp4")[:3] == (3, (320, 240), 25.0)
+
+
+@pytest.mark.parametrize("mode", ["holistic", "parts"])
+def test_show_attention_overlay_runs(models, video, tmp_path, mode) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert main(_args(models, video, plain, "--frames", "2")) == 0
+    args = _args(models, video, tmp_path, "--frames", "2", "--show-attention", mode)
     args[args.index("--pose") + 1] = str(models["pose_att"])
     assert main(args) == 0
-    assert _decode(tmp_path / "out.mp4")[0] == 4
+    import av
+
+    def first(path: Path) -> np.ndarray:
+        with av.open(str(path)) as c:
+            return next(c.decode(video=0)).to_ndarray(format="bgr24").astype(int)
+
+    assert _decode(tmp_path / "out.mp4")[0] == 2
+    assert np.abs(first(tmp_path / "out.mp4") - first(plain / "out.mp4")).mean() > 1.0, "the maps are drawn"
 
 
 def test_corrupt_frames_are_skipped_and_the_rest_processed(models, tmp_path) -> None:
@@ -161,11 +227,31 @@ def _run_subprocess(args: list[str], env_extra: dict | None = None, block_torch:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_runtime_needs_no_torch(models, video, tmp_path) -> None:
-    p = _run_subprocess(_args(models, video, tmp_path, "--frames", "3"), block_torch=True)
+@pytest.mark.parametrize("what", ["help", "file", "demo"])
+def test_runtime_needs_no_torch(models, video, tmp_path, what) -> None:
+    """`import torch` is made to fail: --help, a file run and the demo still work."""
+    args = {"help": ["--help"], "file": _args(models, video, tmp_path, "--frames", "3"),
+            "demo": ["--source", "demo", "--frames", "2", "--demo-size", "160x120", "--pose", str(models["pose"]),
+                     "--detector", str(models["detector"]), "--quiet"]}[what]
+    p = _run_subprocess(args, block_torch=True)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
-    assert _decode(tmp_path / "out.mp4")[0] == 3
+    if what == "help":
+        assert "--show-attention" in out
+    if what == "file":
+        assert _decode(tmp_path / "out.mp4")[0] == 3
+
+
+def test_import_time_shows_no_torch_module() -> None:
+    """-X importtime lists every module the CLI imports: none from torch."""
+    p = subprocess.run([sys.executable, "-X", "importtime", "-c",
+                        "import realtime.run, realtime.pipeline, realtime.sources, realtime.detectors"],
+                       cwd=REPO, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert p.returncode == 0, p.stderr
+    mods = [ln.rsplit("|", 1)[-1].strip() for ln in p.stderr.splitlines() if ln.startswith("import time:")]
+    assert "realtime.pipeline" in mods, "the import list was read"
+    assert not [m for m in mods if m == "torch" or m.startswith("torch.")]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -209,9 +295,3 @@ def test_no_person_and_too_many_persons(models, video, tmp_path, boxes, max_pers
     if expect:
         assert min(p["box_score"] for f in frames for p in f["people"]) >= 0.9 - 0.05 * (expect - 1) - 1e-6
     assert _decode(tmp_path / "out.mp4")[0] == 4
-
-
-def test_unreachable_stream_is_a_clear_error(models, tmp_path, capsys) -> None:
-    rc = main(["--source", "rtsp://127.0.0.1:9/none", "--pose", str(models["pose"]), "--detector",
-               str(models["detector"]), "--quiet"])
-    assert rc == 2 and "cannot open stream" in capsys.readouterr().err

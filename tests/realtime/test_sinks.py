@@ -1,0 +1,103 @@
+"""Sinks: the MP4 is H.264/yuv420p at the right size and rate, JSON files are complete and loadable."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from realtime.sinks import CocoJsonWriter, JsonlWriter, Mp4Writer, SinkError
+from realtime.types import Poses
+
+
+def _probe(path):
+    import av
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        frames = list(c.decode(s))
+        return dict(n=len(frames), size=(s.codec_context.width, s.codec_context.height), rate=s.average_rate,
+                    codec=s.codec_context.name, pix=s.codec_context.pix_fmt,
+                    times=[float(f.time) for f in frames], first=frames[0].to_ndarray(format="bgr24"))
+
+
+@pytest.mark.parametrize("size,fps,rate", [
+    ((64, 48), 25.0, Fraction(25)),
+    ((63, 47), 12.0, Fraction(12)),  # odd: padded to 64x48
+    ((48, 80), 30000 / 1001, Fraction(30000, 1001)),  # NTSC rate kept exactly, portrait
+    ((33, 17), 0.0, Fraction(25)),  # unknown rate: 25
+])
+def test_mp4_codec_size_rate(tmp_path, size, fps, rate) -> None:
+    w, h = size
+    with Mp4Writer(tmp_path / "o.mp4", fps) as mp4:
+        for i in range(5):
+            mp4.write(np.full((h, w, 3), 30 * i, np.uint8))
+    p = _probe(tmp_path / "o.mp4")
+    assert (p["n"], p["size"], p["codec"], p["pix"]) == (5, (w + w % 2, h + h % 2), "h264", "yuv420p")
+    assert p["rate"] == rate
+    data = (tmp_path / "o.mp4").read_bytes()
+    assert 0 < data.find(b"moov") < data.find(b"mdat"), "faststart: the index precedes the media for browsers"
+
+
+def test_mp4_fits_later_frames_of_another_size(tmp_path) -> None:
+    with Mp4Writer(tmp_path / "o.mp4", 10) as mp4:
+        mp4.write(np.zeros((40, 80, 3), np.uint8))
+        mp4.write(np.full((80, 40, 3), 255, np.uint8))  # portrait photo after a landscape one
+    import av
+
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        frames = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+    assert len(frames) == 2 and frames[1].shape == (40, 80, 3)
+    assert frames[1][:, 40].mean() > 200 and frames[1][:, 2].mean() < 30  # fitted, centred, black sides
+
+
+def test_mp4_live_timestamps(tmp_path) -> None:
+    """Live sources: frames keep their capture times (ms), so drops do not fast-forward the video."""
+    times = [0.0, 0.04, 0.2, 0.21, 0.5]
+    with Mp4Writer(tmp_path / "o.mp4", 25, timestamps=True) as mp4:
+        for t in times:
+            mp4.write(np.zeros((32, 32, 3), np.uint8), t)
+    assert _probe(tmp_path / "o.mp4")["times"] == pytest.approx(times, abs=1e-3)
+
+
+def _poses(n: int, k: int = 3) -> Poses:
+    kps = np.arange(n * k * 2, dtype=np.float32).reshape(n, k, 2)
+    return Poses(kps, np.full((n, k), 0.5), np.tile([[1, 2, 11, 22]], (n, 1)), np.full(n, 0.8),
+                 track_ids=np.arange(n))
+
+
+def test_coco_results_layout(tmp_path) -> None:
+    with CocoJsonWriter(tmp_path / "r.json") as w:
+        w.write(0, _poses(2))
+        w.write(1, _poses(0))
+        w.write(2, _poses(1))
+        assert json.loads((tmp_path / "r.json.tmp").read_text()) == [], "placeholder until closed"
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert [r["image_id"] for r in res] == [0, 0, 2] and {r["category_id"] for r in res} == {1}
+    assert res[1]["keypoints"] == [6, 7, 0.5, 8, 9, 0.5, 10, 11, 0.5]
+    assert res[0]["bbox"] == [1, 2, 10, 20] and res[0]["score"] == pytest.approx(0.8 * 0.5)
+    assert not (tmp_path / "r.json.tmp").exists()
+
+
+def test_jsonl_one_line_per_frame_with_track_ids(tmp_path) -> None:
+    with JsonlWriter(tmp_path / "r.jsonl", ("a", "b", "c")) as w:
+        w.write(0, 0.0, _poses(2))
+        w.write(1, 0.1, _poses(0))
+    lines = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert lines[0] == {"joint_names": ["a", "b", "c"]}
+    assert [p["track_id"] for p in lines[1]["people"]] == [0, 1] and lines[2] == {"frame": 1, "time": 0.1,
+                                                                                 "people": []}
+
+
+@pytest.mark.parametrize("sink", ["mp4", "json", "jsonl"])
+def test_unwritable_place_is_a_sink_error(tmp_path, sink) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    target = blocker / "sub" / "out"  # a 'directory' that is a file
+    make = {"mp4": lambda: Mp4Writer(target.with_suffix(".mp4"), 10), "json": lambda: CocoJsonWriter(target),
+            "jsonl": lambda: JsonlWriter(target, ("a",))}[sink]
+    with pytest.raises(SinkError, match="cannot write"):
+        with make():
+            pass
