@@ -237,11 +237,20 @@ class _Canvas:
     def __init__(self, image: np.ndarray) -> None:
         self.image = image
         self.label = np.zeros(image.shape[:2], np.uint16)
+        self.extent: dict[int, np.ndarray] = {}  # label // 32 -> xyxy of all it drew, occluded later or not
+
+    def _grow(self, label: int, lo: np.ndarray, hi: np.ndarray) -> None:
+        e = np.array([lo[0], lo[1], hi[0], hi[1]], np.float64)
+        old = self.extent.get(int(label) // 32)
+        if old is not None:
+            e = np.concatenate([np.minimum(old[:2], e[:2]), np.maximum(old[2:], e[2:])])
+        self.extent[int(label) // 32] = e
 
     def poly(self, pts: np.ndarray, color: np.ndarray, label: int, shade: bool = True) -> None:
         p = np.round(pts * (1 << self.SHIFT)).astype(np.int32)
         cv2.fillPoly(self.image, [p], _shade(color, 1.0), cv2.LINE_AA, self.SHIFT)
         cv2.fillPoly(self.label, [p], int(label), cv2.LINE_8, self.SHIFT)
+        self._grow(label, pts.min(0), pts.max(0))
         if shade:
             cv2.polylines(self.image, [p], True, _shade(color, 0.6), 1, cv2.LINE_AA, self.SHIFT)
 
@@ -251,6 +260,10 @@ class _Canvas:
         ax = (max(1, int(round(axes[0] * s))), max(1, int(round(axes[1] * s))))
         cv2.ellipse(self.image, cc, ax, angle, 0, 360, _shade(color, 1.0), -1, cv2.LINE_AA, self.SHIFT)
         cv2.ellipse(self.label, cc, ax, angle, 0, 360, int(label), -1, cv2.LINE_8, self.SHIFT)
+        t = math.radians(angle)
+        ex = math.hypot(axes[0] * math.cos(t), axes[1] * math.sin(t))
+        ey = math.hypot(axes[0] * math.sin(t), axes[1] * math.cos(t))
+        self._grow(label, np.asarray(c[:2]) - (ex, ey), np.asarray(c[:2]) + (ex, ey))
         cv2.ellipse(self.image, cc, ax, angle, 0, 360, _shade(color, 0.6), 1, cv2.LINE_AA, self.SHIFT)
 
 
@@ -519,18 +532,28 @@ def _labels_for(fig_pts: np.ndarray, height: float, label: np.ndarray, slot: int
             continue  # the face looks away: hidden by the head itself
         if n in ("l_ear", "r_ear") and z < head_z - 0.03 * height:
             continue  # the far ear
+        if n in ("head_top", "l_ear", "r_ear"):  # on the head's outline: judge by the head just inside it
+            c = fig_pts[J["head_center"], :2]
+            q = c + 0.7 * (joints[k] - c)
+            xi, yi = min(max(int(round(float(q[0]))), 0), w - 1), min(max(int(round(float(q[1]))), 0), h - 1)
         lab = int(label[yi, xi])
         vis[k] = lab in {slot * 32 + PART_IDS[p] for p in ADJACENT[n]}
     return joints, vis
 
 
-def _box(label: np.ndarray, slot: int, fig_pts: np.ndarray, height: float, wh: tuple[int, int]) -> np.ndarray:
-    """Tight box of the person's extent (all parts, occluded or not), clipped to the frame."""
+def _box(extent: np.ndarray | None, fig_pts: np.ndarray, height: float, wh: tuple[int, int]) -> np.ndarray:
+    """Tight box of the person's extent (all parts, occluded or not), clipped to the frame.
+
+    ``extent`` is the xyxy of everything drawn for the person (``_Canvas.extent``): raised hands
+    and shoes reach past the joints' margins."""
     xs, ys = fig_pts[:, 0], fig_pts[:, 1]
     m = 0.05 * height
     top = fig_pts[J["head_center"], 1] - 0.075 * height
     x0, x1 = xs.min() - m, xs.max() + m
     y0, y1 = min(ys.min(), top), ys.max() + 0.035 * height
+    if extent is not None:  # + half a pixel of anti-aliased outline
+        x0, y0 = min(x0, extent[0] - 0.5), min(y0, extent[1] - 0.5)
+        x1, y1 = max(x1, extent[2] + 0.5), max(y1, extent[3] + 0.5)
     w, h = wh
     return np.array([max(x0, 0), max(y0, 0), min(x1, w - 1), min(y1, h - 1)], np.float32)
 
@@ -550,7 +573,8 @@ class SceneRenderer:
     """Seeded still scenes of 0..N people; ``render(i)`` is deterministic in (seed, i)."""
 
     def __init__(self, joint_set: str = "mpii16", size: tuple[int, int] = (640, 480), seed: int = 0,
-                 min_people: int = 0, max_people: int = 6, min_height: float = 60, max_height: float | None = None,
+                 min_people: int = 0, max_people: int = 6, min_height: float | None = None,
+                 max_height: float | None = None,
                  distractors: tuple[int, int] = (0, 5), effects: bool = True) -> None:
         self.joint_set: JointSet = get_joint_set(joint_set)
         self.names = _SET_MAP[self.joint_set.name]
@@ -560,8 +584,9 @@ class SceneRenderer:
         if not 0 <= min_people <= max_people:
             raise ValueError("need 0 <= min_people <= max_people")
         self.seed, self.min_people, self.max_people = seed, min_people, max_people
-        self.min_height = float(min_height)
         self.max_height = float(max_height or self.size[1])
+        # default: people 60 px tall or more (but no taller than the frame allows on small frames)
+        self.min_height = float(min_height) if min_height is not None else min(60.0, self.max_height)
         if not 0 < self.min_height <= self.max_height:
             raise ValueError("need 0 < min_height <= max_height")
         self.distractors, self.effects = distractors, effects
@@ -595,7 +620,7 @@ class SceneRenderer:
         for slot, i in enumerate(order, start=1):
             f = figs[i]
             joints, vis = _labels_for(f.pts, f.height, canvas.label, slot, self.names, (w, h))
-            box = _box(canvas.label, slot, f.pts, f.height, (w, h))
+            box = _box(canvas.extent.get(slot), f.pts, f.height, (w, h))
             if box[2] - box[0] < 2 or box[3] - box[1] < 2 or not (canvas.label // 32 == slot).any():
                 continue  # entirely out of frame or hidden
             people.append(Person(joints, vis, box, f.track_id, f.height))
@@ -674,11 +699,14 @@ class VideoRenderer:
             span = 0.8 * w
             u = (x - 0.1 * w) % (2 * span)
             x = 0.1 * w + (u if u < span else 2 * span - u)
-            moving_right = (u < span) == (a.vx > 0)
+            # turn round through facing the camera over ~0.6 s about each turning point (no 180-degree jump)
+            ramp = max(1e-6, min(0.3 * abs(a.vx), span / 2))
+            dist = min(u, span - u) if u < span else min(u - span, 2 * span - u)
+            facing = min(1.0, dist / ramp) * (1.0 if u < span else -1.0) * (1.0 if a.vx > 0 else -1.0)
         else:
-            moving_right = a.vx > 0
+            facing = 1.0 if a.vx > 0 else -1.0
         gait = a.phase + tt * 2 * np.pi * 0.9  # ~0.9 strides / s
-        walk_yaw = 90.0 if moving_right else -90.0
+        walk_yaw = 90.0 * facing
         p = Pose(yaw=walk_yaw, lean=4.0, head_yaw=10 * math.sin(0.5 * tt + a.phase))
         sw = 28.0 if a.action in ("walk", "walk_across") else 8.0
         s = math.sin(gait)
