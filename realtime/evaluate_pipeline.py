@@ -58,8 +58,8 @@ def _run_pipeline(detector, pose, source, smooth: bool):  # noqa: ANN001, ANN202
     pipe = Pipeline(detector, pose, PipelineConfig(smooth=smooth))
     process = pipe.process
 
-    def recording(frame, previous):  # noqa: ANN001, ANN202 - same signature as Pipeline.process
-        poses = process(frame, previous)
+    def recording(frame, previous, det=None):  # noqa: ANN001, ANN202 - same signature as Pipeline.process
+        poses = process(frame, previous, det)
         people = frame.ground_truth.people
         gt = np.stack([p.box for p in people]) if people else np.zeros((0, 4))
         iou = iou_matrix(gt, poses.boxes)

@@ -174,8 +174,9 @@ class Pipeline:
 
     Threads: the reader decodes (files: every frame, in order, blocking when the
     inference falls behind; live sources: a one-frame queue where a newer frame
-    replaces a waiting one, counted as dropped), the calling thread runs detect ->
-    crop -> pose -> track -> smooth, the writer draws, encodes and writes JSON.
+    replaces a waiting one, counted as dropped), the detector thread detects, the
+    calling thread runs crop -> pose -> track -> smooth, the writer draws, encodes
+    and writes JSON.
     """
 
     def __init__(self, detector: PersonDetector, pose: PoseEstimator, cfg: PipelineConfig,
@@ -199,17 +200,23 @@ class Pipeline:
         self.stop_event.set()
 
     # -- stages ---------------------------------------------------------------------------
-    def process(self, frame: Frame, previous: Poses | None) -> Poses:
-        """Detect (or follow), crop, estimate, track, smooth one frame."""
+    def detect(self, frame: Frame) -> Detections:
+        """The detector on one frame (an oracle detector reads the frame's ground truth)."""
+        detect_frame = getattr(self.detector, "detect_frame", None)
+        det = detect_frame(frame) if detect_frame is not None else self.detector.detect(frame.image)
+        self.detector_runs += 1
+        return det
+
+    def process(self, frame: Frame, previous: Poses | None, det: Detections | None = None) -> Poses:
+        """Crop, estimate, track, smooth one frame; ``det`` from the detector thread, else detect or follow here."""
         t = time.perf_counter
         t0 = t()
-        every = max(1, self.cfg.detect_every)
-        if previous is None or not len(previous) or every == 1 or self._frames_seen % every == 0:
-            detect_frame = getattr(self.detector, "detect_frame", None)  # an oracle needs the ground truth
-            det = detect_frame(frame) if detect_frame is not None else self.detector.detect(frame.image)
-            self.detector_runs += 1
-        else:
-            det = boxes_from_keypoints(previous, frame.size)
+        if det is None:
+            every = max(1, self.cfg.detect_every)
+            if previous is None or not len(previous) or every == 1 or self._frames_seen % every == 0:
+                det = self.detect(frame)
+            else:
+                det = boxes_from_keypoints(previous, frame.size)
         self._frames_seen += 1
         det = det.top(self.cfg.max_persons)
         t1 = t()
@@ -221,9 +228,37 @@ class Pipeline:
         if self.smoother is not None:
             poses = self.smoother.smooth(poses, frame.timestamp)
         t4 = t()
-        for name, dt in (("detect", t1 - t0), ("crop", t2 - t1), ("pose", t3 - t2), ("track", t4 - t3)):
+        if t1 - t0 > 1e-4:
+            self.timer.add("detect", t1 - t0)
+        for name, dt in (("crop", t2 - t1), ("pose", t3 - t2), ("track", t4 - t3)):
             self.timer.add(name, dt)
         return poses
+
+    def _detector_thread(self, q_in: queue.Queue, q_det: queue.Queue) -> None:
+        """Detect on frame ``n`` while the pose stage works on frame ``n - 1`` (frames on which
+        ``--detect-every`` skips the detector go through with ``None``: followed from keypoints)."""
+        stop = self.stop_event
+        every = max(1, self.cfg.detect_every)
+        n = 0
+        try:
+            while True:
+                frame = q_in.get()
+                if frame is _END:
+                    break
+                det = None
+                if n % every == 0 and not stop.is_set():
+                    t0 = time.perf_counter()
+                    det = self.detect(frame)
+                    self.timer.add("detect", time.perf_counter() - t0)
+                n += 1
+                _put(q_det, (frame, det), stop, drain_on_stop=True)
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            self.errors.append(e)
+            stop.set()
+            while q_in.get() is not _END:  # let the reader finish
+                pass
+        finally:
+            _put(q_det, _END, stop, drain_on_stop=True)
 
     def _reader(self, source: VideoSource, q_in: queue.Queue, summary: Summary) -> None:
         stop = self.stop_event
@@ -309,23 +344,29 @@ class Pipeline:
         q_in: queue.Queue = queue.Queue(maxsize=1 if source.is_live else max(1, cfg.queue_size))
         q_out: queue.Queue = queue.Queue(maxsize=max(1, cfg.queue_size))
         stop = self.stop_event
+        # Frames flow reader -> detector -> (this thread: crop, pose, track) -> writer.  The detector
+        # gets its own thread so that detection of frame n overlaps the pose model on frame n - 1.
+        q_det: queue.Queue = queue.Queue(maxsize=1 if source.is_live else max(1, cfg.queue_size))
         reader = threading.Thread(target=self._reader, args=(source, q_in, summary), name="reader", daemon=True)
+        detector = threading.Thread(target=self._detector_thread, args=(q_in, q_det), name="detector", daemon=True)
         writer = threading.Thread(target=self._writer, args=(source, q_out, summary), name="writer", daemon=True)
         t_start = time.perf_counter()
         reader.start()
+        detector.start()
         writer.start()
         previous: Poses | None = None
         try:
             while True:
                 try:
-                    frame = q_in.get(timeout=0.1)
+                    item = q_det.get(timeout=0.1)
                 except queue.Empty:
-                    if not reader.is_alive() and q_in.empty():
+                    if not detector.is_alive() and q_det.empty():
                         break
                     continue
-                if frame is _END:
+                if item is _END:
                     break
-                poses = self.process(frame, previous)
+                frame, det = item
+                poses = self.process(frame, previous, det)
                 previous = poses
                 if frame.ground_truth is not None:
                     _score_demo(summary, frame.ground_truth, poses)
@@ -339,10 +380,10 @@ class Pipeline:
         finally:
             stop.set()
             source.stop()
-            # Let the reader finish its put, then flush the writer with what was processed.
-            while reader.is_alive():
+            # Let the reader and the detector finish their puts, then flush the writer with what was processed.
+            while detector.is_alive():
                 try:
-                    q_in.get(timeout=0.1)
+                    q_det.get(timeout=0.1)
                 except queue.Empty:
                     pass
             _put(q_out, _END, stop, drain_on_stop=True)

@@ -119,12 +119,20 @@ class PoseEstimator:
             pending = [submit(self.backend, c) for c in chunks]  # an async backend queues every chunk first
             parts = [self._split(p.result()) for p in pending]
         heat = np.concatenate([p[0] for p in parts])
+        hol = np.concatenate([p[1][:, 0] for p in parts]) if all(p[1] is not None for p in parts) else None
+        part = np.concatenate([p[2] for p in parts]) if all(p[2] is not None for p in parts) else None
+        return self.estimate_from_heatmaps(crops, heat, hol, part)
+
+    def estimate_from_heatmaps(self, crops: Crops, heat: np.ndarray, attention: np.ndarray | None = None,
+                               part_attention: np.ndarray | None = None) -> Poses:
+        """Decode the model's heatmaps of ``crops`` back to frame pixels (the step after inference)."""
+        k = self.info.num_joints
+        if len(crops) == 0:
+            return Poses.empty(k)
         if heat.shape[1] != k:
             raise ModelError(f"{self.backend.path}: {heat.shape[1]} heatmaps but {k} joint names")
         coords, conf = H.decode_heatmaps(heat, refine=self.refine)
         mats = np.stack([t.heatmap_to_frame for t in crops.transforms])
         kps = H.apply_affine(mats, coords).astype(np.float32)
-        hol = np.concatenate([p[1][:, 0] for p in parts]) if all(p[1] is not None for p in parts) else None
-        part = np.concatenate([p[2] for p in parts]) if all(p[2] is not None for p in parts) else None
         return Poses(kps, np.clip(conf, 0, 1), crops.detections.boxes.copy(), crops.detections.scores.copy(),
-                     attention=hol, part_attention=part, transforms=list(crops.transforms))
+                     attention=attention, part_attention=part_attention, transforms=list(crops.transforms))

@@ -104,9 +104,9 @@ def test_live_source_drops_stale_frames_instead_of_queueing(det_path, clip) -> N
     src = LiveSource(str(clip), cv2.CAP_FFMPEG)
     orig = pipe.process
 
-    def spy(frame, previous):
+    def spy(frame, previous, det=None):
         order.append(frame.index)
-        return orig(frame, previous)
+        return orig(frame, previous, det)
 
     pipe.process = spy
     with src:
