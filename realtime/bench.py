@@ -60,8 +60,10 @@ class BenchRow:
 
     size: str
     people: int
+    pose: str
     backend: str
     batch: int
+    gmacs: float = 0.0
     stage_ms: dict[str, float] = field(default_factory=dict)
     e2e_fps: float = 0.0
     persons_per_frame: float = 0.0
@@ -385,7 +387,7 @@ def plot_fps(rows: list[BenchRow], path: Path) -> None:
     img = np.full((H, W, 3), 255, np.uint8)
     series: dict[str, list[tuple[int, float]]] = {}
     for r in rows:
-        series.setdefault(f"{r.size} {r.backend} b{r.batch}", []).append((r.people, r.e2e_fps))
+        series.setdefault(f"{r.size} {r.pose} {r.backend} b{r.batch}", []).append((r.people, r.e2e_fps))
     people = sorted({r.people for r in rows})
     ymax = max([r.e2e_fps for r in rows] + [30.0]) * 1.1
     xs = {p: m + (W - 2 * m) * (i / max(1, len(people) - 1)) for i, p in enumerate(people)}
@@ -421,23 +423,24 @@ def plot_fps(rows: list[BenchRow], path: Path) -> None:
     cv2.imwrite(str(path), img)
 
 
-def report(rows: list[BenchRow], peak: float, gmacs: float, peers: dict[str, dict[str, float]],
+def report(rows: list[BenchRow], peak: float, peers: dict[str, dict[str, float]],
            memory: dict[str, Any], command: str, machine: dict[str, str], plot: str | None) -> str:
     lines = ["# Realtime benchmark", "", f"Command: `{command}`", "",
              "Machine: " + "; ".join(f"{k} {v}" for k, v in machine.items()), "",
-             f"Measured float32 matmul peak in this run: **{peak:.1f} GFLOP/s**. Pose model: {gmacs:.2f} GMACs per "
-             "person crop.", "",
+             f"Measured float32 matmul peak in this run: **{peak:.1f} GFLOP/s** (the roofline's compute ceiling). "
+             "Pose GFLOP/s = 2 x GMACs per crop x people found per frame / pose ms per frame.", "",
              "## End to end and per stage", "",
              "End-to-end = the pipeline's three threads (decode | detect, crop, pose, heatmap decode, track | draw, "
              "H.264 encode + JSON) over the whole clip. Stage columns: ms per frame of that stage run alone. "
              "Efficiency = end-to-end frames/s / the slowest stage's stand-alone frames/s (1.0 = perfect overlap).",
              "",
-             "| video | people | pose backend | batch | " + " | ".join(STAGES) + " | end-to-end frames/s | efficiency "
+             "| video | people | pose model (GMACs/crop) | backend | batch | " + " | ".join(STAGES) + " | end-to-end frames/s | efficiency "
              "(slowest stage) | pose GFLOP/s (% peak) |",
-             "|---|---|---|---|" + "---|" * len(STAGES) + "---|---|---|"]
+             "|---|---|---|---|---|" + "---|" * len(STAGES) + "---|---|---|"]
     for r in rows:
         st = " | ".join(f"{r.stage_ms.get(s, float('nan')):.1f}" for s in STAGES)
-        lines.append(f"| {r.size} | {r.people} ({r.persons_per_frame:.1f} found) | {r.backend} | {r.batch} | {st} | "
+        lines.append(f"| {r.size} | {r.people} ({r.persons_per_frame:.1f} found) | {r.pose} ({r.gmacs:.2f}) | "
+                     f"{r.backend} | {r.batch} | {st} | "
                      f"**{r.e2e_fps:.1f}** | {r.efficiency:.2f} ({r.slowest[0]}) | {r.gflops:.1f} "
                      f"({100 * r.gflops / peak:.0f} %) |")
     if plot:
@@ -466,7 +469,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backends", nargs="+", default=["ort", "ort-int8", "torch"],
                     help="pose backends: ort, ort-int8, torch, trt-fp16, trt-int8 (unavailable ones are skipped)")
     ap.add_argument("--batches", type=int, nargs="+", default=[16], help="pose batch sizes (persons per run)")
-    ap.add_argument("--pose", type=Path, default=HERE / "models" / "pose_mca_tiny_synth.onnx", help="pose ONNX")
+    ap.add_argument("--pose", nargs="+", default=[str(HERE / "models" / "pose_mca_tiny_synth.onnx")],
+                    help="pose models: ONNX files, or registered config names (exported with random weights, "
+                         "same speed; needs torch)")
     ap.add_argument("--checkpoint", type=Path, default=HERE / "models" / "pose_mca_tiny_synth.pt",
                     help="PyTorch weights for the torch backend (random weights of the same config if absent)")
     ap.add_argument("--detector", type=Path, default=HERE / "models" / "person_yolo_synth.onnx", help="detector ONNX")
@@ -500,9 +505,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     from realtime.pose import PoseEstimator
     from realtime.run import default_threads
 
-    for p in (args.pose, args.detector):
-        if not p.is_file():
-            raise BenchError(f"model file {p} not found")
+    if not args.detector.is_file():
+        raise BenchError(f"model file {args.detector} not found")
     if args.frames < 2:
         raise BenchError("--frames must be at least 2")
     threads = args.threads or default_threads()
@@ -510,26 +514,32 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-", dir=args.cache))
     machine = machine_description() | {"threads per model": str(threads)}
     peak = _matmul_peak()
-    backends = pose_backends(args.backends, args.pose, args.checkpoint, args.cache, threads)
-    if not backends:
-        raise BenchError("none of the requested pose backends can run here")
+    poses: dict[str, tuple[dict[str, Any], float]] = {}
+    for spec in args.pose:
+        onnx = resolve_pose(spec, args.cache)
+        ckpt = args.checkpoint if onnx.resolve() == (HERE / "models" / "pose_mca_tiny_synth.onnx") else None
+        backends = pose_backends(args.backends, onnx, ckpt, args.cache, threads)
+        if not backends:
+            raise BenchError("none of the requested pose backends can run here")
+        poses[_pose_label(onnx)] = (backends, _gmacs(onnx))
     detector = PersonDetector(load_model(args.detector, backend="ort", threads=threads), max_persons=32)
-    gmacs = _gmacs(args.pose)
     rows: list[BenchRow] = []
     peers: dict[str, dict[str, float]] = {}
     from tqdm import tqdm
 
-    jobs = [(s, n, b, bs) for s in args.sizes for n in args.people for b in backends for bs in args.batches]
+    jobs = [(s, n, pn, b, bs) for s in args.sizes for n in args.people for pn, (bk, _) in poses.items() for b in bk
+            for bs in args.batches]
     bar = tqdm(jobs, desc="bench", unit="case", disable=None)
     clips: dict[tuple[str, int], tuple[Path, list[Frame]]] = {}
-    for size, n, bname, batch in bar:
-        bar.set_postfix_str(f"{size} {n} people {bname} b{batch}")
+    for size, n, pname, bname, batch in bar:
+        bar.set_postfix_str(f"{size} {n} people {pname} {bname} b{batch}")
+        backends, gmacs = poses[pname]
         if (size, n) not in clips:
             video = make_video(args.cache / f"bench_{size}_{n}p_{args.frames}f.mp4", SIZES[size], n, args.frames)
             clips[(size, n)] = (video, _decoded(video))
         video, frames = clips[(size, n)]
         pose = PoseEstimator(backends[bname], max_batch=batch)
-        row = BenchRow(size, n, bname, batch)
+        row = BenchRow(size, n, pname, bname, batch, gmacs)
         row.stage_ms = stage_times(video, frames, detector, pose, work)
         summary = end_to_end(frames, detector, pose, work)
         row.e2e_fps = summary.fps
@@ -553,15 +563,16 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
             peers["YOLOv8n-pose, Ultralytics predict (PyTorch)"] = yolo_pose_peer_ultralytics(
                 args.peer_python, video, args.peer_weights, threads) | {
                 "video": label, "accuracy": "random weights: none (speed only)"}
-        ours = next(r for r in rows if r.size == size and r.people == n and r.backend == next(iter(backends)))
-        peers[f"this project, {ours.backend} (mca_tiny 128x128 + YOLOv8n 320 detector)"] = {
+        ours = next(r for r in rows if r.size == size and r.people == n)
+        peers[f"this project, {ours.pose} {ours.backend} (+ YOLOv8n 320 detector)"] = {
             "fps": ours.e2e_fps, "infer_ms": ours.stage_ms["pose"] + ours.stage_ms["detect"], "video": label,
             "accuracy": "synthetic-domain demo models (held-out synthetic PCK@0.2 ~0.76, detector AP50 ~0.83)"}
     memory: dict[str, Any] = {"peak RSS of the benchmark process (MB)": peak_rss_mb()}
     if args.soak:
         vs = args.soak_size
         video = make_video(args.cache / f"bench_{vs}_1p_{args.frames}f.mp4", SIZES[vs], 1, args.frames)
-        s = soak(_decoded(video), detector, PoseEstimator(backends[next(iter(backends))]), work, args.soak)
+        first_backends = next(iter(poses.values()))[0]
+        s = soak(_decoded(video), detector, PoseEstimator(first_backends[next(iter(first_backends))]), work, args.soak)
         memory |= {f"soak: {s['frames']} frames of {vs} (1 person, clip cycled), frames/s": s["fps"],
                    "soak: RSS after warm-up (MB)": s["rss_after_warmup_mb"], "soak: RSS at end (MB)": s["rss_end_mb"],
                    "soak: RSS growth (MB; goal < 50)": s["growth_mb"],
@@ -570,13 +581,45 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     plot = args.out.with_suffix(".png")
     plot_fps(rows, plot)
     command = "python -m realtime.bench " + " ".join(argv if argv is not None else sys.argv[1:])
-    args.out.write_text(report(rows, peak, gmacs, peers, memory, command.strip(), machine, plot.name))
+    args.out.write_text(report(rows, peak, peers, memory, command.strip(), machine, plot.name))
     (args.out.with_suffix(".json")).write_text(json.dumps(
         {"machine": machine, "matmul_peak_gflops": peak, "rows": [r.__dict__ | {"efficiency": r.efficiency}
                                                                   for r in rows],
          "peers": peers, "memory": memory}, indent=1, default=str))
     print(args.out.read_text())
     return 0
+
+
+def resolve_pose(spec: str, cache: Path) -> Path:
+    """An ONNX path as given, or a registered config exported with random weights into ``cache`` (speed only)."""
+    p = Path(spec)
+    if p.suffix == ".onnx" or p.exists():
+        if not p.is_file():
+            raise BenchError(f"pose model {p} not found")
+        return p
+    try:
+        from mca.config import list_models
+    except ImportError:
+        raise BenchError(f"{spec!r} is not a file, and naming a config needs torch (pip install torch)") from None
+    if spec not in list_models():
+        raise BenchError(f"{spec!r} is neither an ONNX file nor a registered config ({', '.join(list_models())})")
+    out = cache / f"{spec}_random.onnx"
+    if not out.exists():
+        from engines.export import ExportOptions, export_pose
+        from mca.registry import create_model
+
+        export_pose(create_model(spec).eval(), out, ExportOptions(attention_outputs=True))
+    return out
+
+
+def _pose_label(onnx: Path) -> str:
+    try:
+        from engines.ort import read_onnx_metadata
+
+        name = read_onnx_metadata(onnx).get("mca.config", onnx.stem)
+    except Exception:  # noqa: BLE001 - a label only
+        name = onnx.stem
+    return f"{name}" + (" (random weights)" if onnx.stem.endswith("_random") else "")
 
 
 def _matmul_peak() -> float:
