@@ -16,6 +16,7 @@ import logging
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from calibration.dataset import CalibrationError, CalibrationSet, iter_batches
 
 log = logging.getLogger(__name__)
 
-__all__ = ["quantize_qdq", "matching_nodes", "compare_int8", "main"]
+__all__ = ["quantize_qdq", "quantize_detector", "latency_ms", "matching_nodes", "compare_int8", "main"]
 
 METHODS = ("minmax", "entropy", "percentile")
 # Name patterns of the graph's node groups (names come from the PyTorch module paths).
@@ -39,8 +40,12 @@ def matching_nodes(onnx_path: str | Path, patterns: list[str]) -> list[str]:
 
 
 def quantize_qdq(fp32_onnx: str | Path, calib: CalibrationSet, out: str | Path, method: str = "minmax",
-                 exclude: list[str] | None = None, per_channel: bool = True, batch: int = 16) -> Path:
-    """Static Q/DQ INT8 quantization of a pose model (uint8 crops in) with the given calibration crops."""
+                 exclude: list[str] | None = None, per_channel: bool = True, batch: int = 16,
+                 exact: bool = False) -> Path:
+    """Static Q/DQ INT8 quantization of a pose model (uint8 crops in) with the given calibration crops.
+
+    ``exclude``: node name substrings to keep in float (``exact``: whole node names).
+    """
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -65,7 +70,7 @@ def quantize_qdq(fp32_onnx: str | Path, calib: CalibrationSet, out: str | Path, 
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32_onnx), str(pre), skip_symbolic_shape=True)
-        nodes = matching_nodes(pre, exclude or [])
+        nodes = list(exclude or []) if exact else matching_nodes(pre, exclude or [])
         quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=cal_method,
                         nodes_to_exclude=nodes,
@@ -80,6 +85,95 @@ def quantize_qdq(fp32_onnx: str | Path, calib: CalibrationSet, out: str | Path, 
          "excluded_nodes": len(nodes), "calibration_crops": int(len(calib.crops))})})
     onnx.save(m, str(out))
     return out
+
+
+def yolo_decode_nodes(model: Any) -> list[str]:
+    """The box/score decoding of an Ultralytics detect head (its last module minus the ``cv*`` conv branches).
+
+    It concatenates box coordinates (0..input size) with class scores (0..1) into one
+    tensor: one INT8 scale for both rounds every score to zero, so it stays in float.
+    """
+    import re
+
+    mods = [int(m.group(1)) for n in model.graph.node if (m := re.match(r"/model\.(\d+)/", n.name))]
+    if not mods:
+        return []
+    last = f"/model.{max(mods)}/"
+    return [n.name for n in model.graph.node if n.name.startswith(last) and "/cv" not in n.name]
+
+
+def quantize_detector(fp32_onnx: str | Path, calib: CalibrationSet, out: str | Path, method: str = "minmax",
+                      per_channel: bool = True) -> Path:
+    """The person detector to Q/DQ INT8 with the calibration set's detector inputs (same settings as the pose)."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    import onnx
+
+    from engines.export import set_metadata
+
+    if calib.detector_inputs is None or not len(calib.detector_inputs):
+        raise CalibrationError("the calibration set has no detector inputs (build it with --detector)")
+    if method not in METHODS:
+        raise CalibrationError(f"unknown calibration method {method!r}; valid: {', '.join(METHODS)}")
+    src = onnx.load(str(fp32_onnx))
+    name = src.graph.input[0].name
+    scale = float(calib.manifest.get("detector_inputs_scale", 1.0))
+    inputs = calib.detector_inputs
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.i = 0
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            if self.i >= len(inputs):
+                return None
+            x = inputs[self.i: self.i + 1].astype(np.float32) * scale  # stored compactly as uint8
+            self.i += 1
+            return {name: x}
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32_onnx), str(pre), skip_symbolic_shape=True)
+        cal_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                      "percentile": CalibrationMethod.Percentile}[method]
+        keep_float = yolo_decode_nodes(onnx.load(str(pre)))
+        quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=cal_method,
+                        nodes_to_exclude=keep_float,
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+    m = onnx.load(str(out))
+    set_metadata(m, {**{q.key: q.value for q in src.metadata_props}, "mca.precision": "int8",
+                     "mca.quantization": json.dumps({"method": method, "per_channel": per_channel,
+                                                     "calibration_frames": int(len(inputs)),
+                                                     "float_decode_nodes": len(keep_float)})})
+    onnx.save(m, str(out))
+    return out
+
+
+def latency_ms(onnx_path: str | Path, batch: int, threads: int | None = None, runs: int = 20) -> float:
+    """Median ms per run of a model on random input of ``batch`` (a pose model's uint8 crops or a detector's image)."""
+    import time
+
+    from engines.ort import OrtBackend
+
+    b = OrtBackend(onnx_path, threads=threads)
+    spec = b.input
+    shape = [batch if i == 0 else int(d) for i, d in enumerate(spec.shape)]
+    rng = np.random.default_rng(0)
+    x = (rng.integers(0, 255, shape, dtype=np.uint8) if np.dtype(spec.dtype) == np.uint8
+         else rng.random(shape, dtype=np.float32))
+    for _ in range(3):
+        b.run(x)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        b.run(x)
+        times.append(1000 * (time.perf_counter() - t0))
+    return float(np.median(times))
 
 
 def compare_int8(fp32_onnx: str | Path, int8_onnx: str | Path, num: int = 500) -> dict[str, float]:
@@ -112,23 +206,45 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-float", nargs="*", default=[], metavar="GROUP_OR_PATTERN",
                    help=f"node groups ({', '.join(GROUPS)}) or name substrings to keep in float")
     p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weights")
-    p.add_argument("--compare", action="store_true", help="measure INT8 vs FP32 on held-out synthetic people")
-    p.add_argument("--num", type=int, default=500, help="held-out people for --compare")
+    p.add_argument("--compare", action="store_true",
+                   help="measure INT8 against FP32: accuracy on held-out synthetic data (pose: PCK@0.2 and keypoint "
+                        "disagreement; detector: AP50) and ONNX Runtime latency on this machine")
+    p.add_argument("--num", type=int, default=500, help="held-out people (pose) or frames (detector) for --compare")
+    p.add_argument("--detector", action="store_true",
+                   help="the model is the person detector: quantize it with the set's detector inputs")
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16], help="pose batch sizes timed by --compare")
+    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads for the timing (default: all "
+                   "physical cores)")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         if not args.onnx.is_file():
             raise CalibrationError(f"no such model: {args.onnx}")
         calib = CalibrationSet.load(args.calibration)
-        patterns = [q for g in args.keep_float for q in GROUPS.get(g, [g])]
-        out = quantize_qdq(args.onnx, calib, args.output, args.method, patterns, not args.per_tensor)
+        if args.detector:
+            out = quantize_detector(args.onnx, calib, args.output, args.method, not args.per_tensor)
+        else:
+            patterns = [q for g in args.keep_float for q in GROUPS.get(g, [g])]
+            out = quantize_qdq(args.onnx, calib, args.output, args.method, patterns, not args.per_tensor)
     except CalibrationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {out}")
     if args.compare:
-        for k, v in compare_int8(args.onnx, out, args.num).items():
-            print(f"{k}: {v:.4f}")
+        if args.detector:
+            from realtime.evaluate_detector import evaluate_detector
+
+            a = evaluate_detector(args.onnx, num=args.num)["AP50"]
+            b = evaluate_detector(out, num=args.num)["AP50"]
+            print(f"fp32 AP50: {a:.4f}\nint8 AP50: {b:.4f}\nAP50 drop (points): {100 * (a - b):.2f}")
+            batches = [1]
+        else:
+            for k, v in compare_int8(args.onnx, out, args.num).items():
+                print(f"{k}: {v:.4f}")
+            batches = args.batches
+        for bs in batches:
+            f32, i8 = latency_ms(args.onnx, bs, args.threads), latency_ms(out, bs, args.threads)
+            print(f"batch {bs}: fp32 {f32:.1f} ms, int8 {i8:.1f} ms, speed-up x{f32 / i8:.2f}")
     return 0
 
 

@@ -525,6 +525,22 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     detector = PersonDetector(load_model(args.detector, backend="ort", threads=threads), max_persons=32)
     rows: list[BenchRow] = []
     peers: dict[str, dict[str, float]] = {}
+    memory: dict[str, Any] = {}
+    command = ("python -m realtime.bench " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    plot = args.out.with_suffix(".png")
+
+    def write() -> None:
+        """Write what is measured so far (an interrupted run keeps its finished cases)."""
+        memory["peak RSS of the benchmark process (MB)"] = peak_rss_mb()
+        if rows:
+            plot_fps(rows, plot)
+        args.out.write_text(report(rows, peak, peers, memory, command, machine, plot.name if rows else None))
+        args.out.with_suffix(".json").write_text(json.dumps(
+            {"machine": machine, "command": command, "matmul_peak_gflops": peak,
+             "rows": [r.__dict__ | {"efficiency": r.efficiency} for r in rows], "peers": peers, "memory": memory},
+            indent=1, default=str))
+
     from tqdm import tqdm
 
     jobs = [(s, n, pn, b, bs) for s in args.sizes for n in args.people for pn, (bk, _) in poses.items() for b in bk
@@ -548,6 +564,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
         row.gflops = 2 * gmacs * row.persons_per_frame / (pose_ms / 1000) if pose_ms > 0 else 0.0
         rows.append(row)
         log.info("%s", row)
+        write()
     if args.peer_onnx or args.peer_python:
         size = args.sizes[0]
         n = 4 if 4 in args.people else args.people[0]
@@ -567,7 +584,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
         peers[f"this project, {ours.pose} {ours.backend} (+ YOLOv8n 320 detector)"] = {
             "fps": ours.e2e_fps, "infer_ms": ours.stage_ms["pose"] + ours.stage_ms["detect"], "video": label,
             "accuracy": "synthetic-domain demo models (held-out synthetic PCK@0.2 ~0.76, detector AP50 ~0.83)"}
-    memory: dict[str, Any] = {"peak RSS of the benchmark process (MB)": peak_rss_mb()}
+    write()
     if args.soak:
         vs = args.soak_size
         video = make_video(args.cache / f"bench_{vs}_1p_{args.frames}f.mp4", SIZES[vs], 1, args.frames)
@@ -577,15 +594,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
                    "soak: RSS after warm-up (MB)": s["rss_after_warmup_mb"], "soak: RSS at end (MB)": s["rss_end_mb"],
                    "soak: RSS growth (MB; goal < 50)": s["growth_mb"],
                    "soak: RSS samples (frame, MB)": ", ".join(f"({i}, {r:.0f})" for i, r in s["samples"])}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    plot = args.out.with_suffix(".png")
-    plot_fps(rows, plot)
-    command = "python -m realtime.bench " + " ".join(argv if argv is not None else sys.argv[1:])
-    args.out.write_text(report(rows, peak, peers, memory, command.strip(), machine, plot.name))
-    (args.out.with_suffix(".json")).write_text(json.dumps(
-        {"machine": machine, "matmul_peak_gflops": peak, "rows": [r.__dict__ | {"efficiency": r.efficiency}
-                                                                  for r in rows],
-         "peers": peers, "memory": memory}, indent=1, default=str))
+    write()
     print(args.out.read_text())
     return 0
 

@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 __all__ = ["PipelineConfig", "Summary", "Pipeline"]
 
 _END = object()
+
+
+LATENCY_WINDOW = 10_000  # frames of latency kept for the summary's mean and p95
 
 
 @dataclass
@@ -69,7 +72,8 @@ class Summary:
     gt_found: int = 0
     pck_hits: int = 0
     pck_total: int = 0
-    latency_ms: list[float] = field(default_factory=list, repr=False)  # capture -> drawn/written, per frame
+    # capture -> drawn/written, the last LATENCY_WINDOW frames (bounded: a camera may run for days)
+    latency_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW), repr=False)
     live: bool = False  # latency is reported for live sources (files are read ahead, so theirs is queueing)
 
     @property

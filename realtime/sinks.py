@@ -141,22 +141,26 @@ class Mp4Writer:
 
 
 class CocoJsonWriter:
-    """COCO keypoint *results* (a list of detections), written atomically on close.
+    """COCO keypoint *results* (a list of detections), streamed to disk and moved into place on close.
 
     ``image_id`` is the frame index; COCO-17 models give standard results, other joint
-    sets the same layout with their own keypoint count.
+    sets the same layout with their own keypoint count.  Results go to a temporary
+    file as they come (memory stays flat over a days-long stream); ``close`` ends the
+    list and renames it, so a reader never sees half a file.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self.results: list[dict] = []
+        self.count = 0
+        self._f: Any = None
 
     def __enter__(self) -> "CocoJsonWriter":
         try:  # fail now, not after the whole video, when the place cannot be written
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._tmp.write_text("[]")
+            self._f = self._tmp.open("w")
         except OSError as e:
             raise SinkError(f"cannot write {self.path}: {e.strerror or e}") from None
+        self._f.write("[")
         return self
 
     @property
@@ -165,20 +169,28 @@ class CocoJsonWriter:
 
     def write(self, frame_index: int, poses: Poses) -> None:
         """Add one result per person: keypoints [x, y, score, ...] in frame pixels, score, bbox, track id."""
+        if self._f is None:
+            raise SinkError(f"{self.path} is not open (use CocoJsonWriter as a context manager)")
         for i in range(len(poses)):
             kp = np.concatenate([poses.keypoints[i], poses.scores[i][:, None]], 1)
             x0, y0, x1, y1 = (float(v) for v in poses.boxes[i])
-            self.results.append({
+            result = {
                 "image_id": int(frame_index), "category_id": 1,
                 "keypoints": [round(float(v), 2) for v in kp.reshape(-1)],
                 "score": round(float(poses.box_scores[i] * max(float(poses.scores[i].mean()), 1e-3)), 4),
                 "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
                 "track_id": int(poses.track_ids[i]),
-            })
+            }
+            self._f.write(("," if self.count else "") + json.dumps(result))
+            self.count += 1
 
     def close(self) -> None:
-        """Write all results at once (a reader never sees half a file)."""
-        self._tmp.write_text(json.dumps(self.results))
+        """End the list and move the file into place."""
+        if self._f is None:
+            return
+        self._f.write("]")
+        self._f.close()
+        self._f = None
         os.replace(self._tmp, self.path)
 
     def __exit__(self, *exc: Any) -> None:

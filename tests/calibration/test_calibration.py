@@ -95,3 +95,69 @@ def test_quantize_cli_errors(small_pose, tmp_path, capsys) -> None:
 
     assert main([str(small_pose), str(tmp_path / "none.npz"), "-o", str(tmp_path / "x.onnx")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_node_groups_follow_the_module_tree(small_pose) -> None:
+    from calibration.sensitivity import node_groups
+
+    groups = node_groups(small_pose)
+    assert "/stem" in groups and "/stacks.0/hourglass" in groups and "/stacks.0/head" in groups
+    names = [n for g in groups.values() for n in g]
+    assert len(names) == len(set(names))  # every node in exactly one group
+    assert all(n.startswith(g) for g, ns in groups.items() for n in ns)
+
+
+def test_sensitivity_quantizes_one_group_at_a_time(small_pose, tmp_path, capsys) -> None:
+    import onnx
+
+    from calibration.quantize import quantize_qdq
+    from calibration.sensitivity import layer_sensitivity, main, node_groups
+
+    cal = build_calibration_set(["synthetic:8"], small_pose, None, 16, 50, 4.0, seed=1)
+    groups = node_groups(small_pose)
+    everything = [n for g in groups.values() for n in g]
+    # excluding every compute node leaves no quantized convolution; excluding all but the stem quantizes the stem only
+    none_q = onnx.load(str(quantize_qdq(small_pose, cal, tmp_path / "none.onnx", exclude=everything, exact=True)))
+    stem_q = onnx.load(str(quantize_qdq(small_pose, cal, tmp_path / "stem.onnx",
+                                        exclude=[n for n in everything if n not in groups["/stem"]], exact=True)))
+
+    def quantized_convs(m) -> set[str]:  # convs whose weight comes through a DequantizeLinear
+        dq_out = {n.output[0] for n in m.graph.node if n.op_type == "DequantizeLinear"}
+        return {n.name for n in m.graph.node if n.op_type == "Conv" and n.input[1] in dq_out}
+
+    assert quantized_convs(none_q) == set()
+    assert quantized_convs(stem_q) and all(n.startswith("/stem") for n in quantized_convs(stem_q))
+    rows = layer_sensitivity(small_pose, cal, num=8, groups=["/stem", "/stacks.0/head"], progress=False)
+    assert [r.group for r in rows] != [] and {r.group for r in rows} == {"/stem", "/stacks.0/head"}
+    assert rows[0].keypoint_error_px >= rows[1].keypoint_error_px >= 0
+    cal.save(tmp_path / "c.npz")
+    assert main([str(small_pose), str(tmp_path / "c.npz"), "--groups", "/nope"]) == 2
+    assert "unknown groups" in capsys.readouterr().err
+
+
+def test_detector_quantizes_with_its_own_inputs_and_still_finds_people(tmp_path, capsys) -> None:
+    from calibration.quantize import main as quantize_main
+    from calibration.quantize import quantize_detector
+    from mca.data.synthetic import SceneRenderer
+    from realtime.detectors import PersonDetector
+    from realtime.models import BUNDLED, load_model
+    from realtime.tracking import iou_matrix
+
+    det_path, pose_path = BUNDLED["yolo_synth"].path, BUNDLED["mca_tiny_synth"].path
+    if not (det_path.exists() and pose_path.exists()):
+        pytest.skip("the bundled demo models are not in this checkout")
+    cal = build_calibration_set(["synthetic:8"], pose_path, det_path, 16, 50, 4.0, seed=2, detector_frames=8)
+    assert cal.detector_inputs is not None and cal.detector_inputs.dtype == np.uint8 and len(cal.detector_inputs) == 8
+    out = quantize_detector(det_path, cal, tmp_path / "det.int8.onnx")
+    a = PersonDetector(load_model(det_path, backend="ort"))
+    b = PersonDetector(load_model(out, backend="ort"))
+    assert b.family == "yolo" and b.backend.metadata["mca.precision"] == "int8"
+    scene = SceneRenderer("mpii16", (640, 480), seed=99, min_people=2, max_people=2, min_height=200).render(0)
+    da, db = a.detect(scene.image), b.detect(scene.image)
+    assert len(da) >= 1 and len(db) >= 1
+    assert iou_matrix(da.boxes[:1], db.boxes).max() >= 0.8  # INT8 finds the same most confident person
+    no_det = CalibrationSet(cal.crops)  # a set built without --detector
+    no_det.save(tmp_path / "nodet.npz")
+    assert quantize_main([str(det_path), str(tmp_path / "nodet.npz"), "-o", str(tmp_path / "x.onnx"),
+                          "--detector"]) == 2
+    assert "no detector inputs" in capsys.readouterr().err

@@ -73,7 +73,10 @@ def test_coco_results_layout(tmp_path) -> None:
         w.write(0, _poses(2))
         w.write(1, _poses(0))
         w.write(2, _poses(1))
-        assert json.loads((tmp_path / "r.json.tmp").read_text()) == [], "placeholder until closed"
+        assert not (tmp_path / "r.json").exists(), "moved into place only when closed"
+        w._f.flush()
+        assert (tmp_path / "r.json.tmp").read_text().startswith("[{"), "streamed to disk, not held in memory"
+        assert w.count == 3
     res = json.loads((tmp_path / "r.json").read_text())
     assert [r["image_id"] for r in res] == [0, 0, 2] and {r["category_id"] for r in res} == {1}
     assert res[1]["keypoints"] == [6, 7, 0.5, 8, 9, 0.5, 10, 11, 0.5]
