@@ -430,7 +430,7 @@ def report(rows: list[BenchRow], peak: float, peers: dict[str, dict[str, float]]
              f"Measured float32 matmul peak in this run: **{peak:.1f} GFLOP/s** (the roofline's compute ceiling). "
              "Pose GFLOP/s = 2 x GMACs per crop x people found per frame / pose ms per frame.", "",
              "## End to end and per stage", "",
-             "End-to-end = the pipeline's three threads (decode | detect, crop, pose, heatmap decode, track | draw, "
+             "End-to-end = the pipeline's four threads (decode | detect | crop, pose, heatmap decode, track | draw, "
              "H.264 encode + JSON) over the whole clip. Stage columns: ms per frame of that stage run alone. "
              "Efficiency = end-to-end frames/s / the slowest stage's stand-alone frames/s (1.0 = perfect overlap).",
              "",
