@@ -1,0 +1,83 @@
+"""engines.int8: the symmetric INT8 file's activations as uint8 (zero point 128) for ONNX Runtime's CPU kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx", reason="the rewrite edits ONNX graphs with the onnx package")
+
+
+@pytest.fixture(scope="module")
+def qdq_pose(tmp_path_factory):
+    torch = pytest.importorskip("torch", reason="making the test model needs PyTorch")
+    import mca
+    from calibration.build import build_calibration_set
+    from calibration.quantize import quantize_qdq
+    from engines.export import export_pose
+
+    torch.manual_seed(0)
+    model = mca.create_model("mca_tiny", num_stacks=1, channels=16, last_stack_channels=16, stem_channels=16,
+                             part_attention_from=1).eval()
+    d = tmp_path_factory.mktemp("int8")
+    fp32 = export_pose(model, d / "pose.onnx")
+    cal = build_calibration_set(["synthetic:8"], fp32, None, 16, 50, 4.0, seed=1)
+    return fp32, quantize_qdq(fp32, cal, d / "pose.int8.onnx")
+
+
+def _zero_point_types(m) -> dict[str, set[int]]:
+    inits = {t.name: t for t in m.graph.initializer}
+    out: dict[str, set[int]] = {"weights": set(), "activations": set()}
+    for n in m.graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2:
+            kind = "weights" if n.input[0] in inits else "activations"
+            out[kind].add(inits[n.input[2]].data_type)
+    return out
+
+
+def test_rewrite_moves_only_activations_to_uint8(qdq_pose) -> None:
+    from onnx import TensorProto, numpy_helper
+
+    from engines.int8 import activations_to_uint8
+
+    m = onnx.load(str(qdq_pose[1]))
+    assert _zero_point_types(m)["activations"] == {TensorProto.INT8}
+    n = activations_to_uint8(m)
+    assert n > 0
+    types = _zero_point_types(m)
+    assert types["activations"] == {TensorProto.UINT8}
+    assert types["weights"] <= {TensorProto.INT8, TensorProto.INT32} and TensorProto.INT8 in types["weights"]
+    inits = {t.name: t for t in m.graph.initializer}
+    for node in m.graph.node:
+        if node.op_type == "QuantizeLinear" and node.input[0] not in inits:
+            assert np.all(numpy_helper.to_array(inits[node.input[2]]) == 128)
+    onnx.checker.check_model(m)
+    assert activations_to_uint8(m) == 0, "a second pass finds nothing left to change"
+
+
+def test_cpu_backend_fuses_integer_convolutions_and_keeps_the_numbers(qdq_pose, tmp_path) -> None:
+    import onnxruntime as ort
+
+    from engines.ort import OrtBackend
+
+    fp32, int8 = qdq_pose
+    fast = OrtBackend(int8)
+    plain = OrtBackend(int8, uint8_activations=False)
+    assert fast.int8_rewritten > 0 and plain.int8_rewritten == 0
+    x = np.random.default_rng(0).integers(0, 255, (3, 128, 128, 3), dtype=np.uint8)
+    ref = OrtBackend(fp32).run(x)[0]
+    a, b = fast.run(x)[0], plain.run(x)[0]
+    # same scales and zero points; the fused integer kernels only round differently
+    step = np.abs(ref).max() / 127
+    assert np.abs(a - b).max() <= 8 * step
+    assert np.abs(a - ref).max() <= np.abs(b - ref).max() + 8 * step
+    # and ONNX Runtime now runs integer convolutions (QLinearConv) instead of float ones between Q/DQ pairs
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    from engines.int8 import activations_to_uint8
+
+    m = onnx.load(str(int8))
+    activations_to_uint8(m)
+    ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node]
+    assert ops.count("QLinearConv") > 0.9 * sum(op in ("Conv", "QLinearConv") for op in ops)
