@@ -11,12 +11,13 @@ be kept in float by name pattern (e.g. the CRF attention and heatmap heads), and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -29,6 +30,19 @@ __all__ = ["quantize_qdq", "quantize_detector", "latency_ms", "matching_nodes", 
 METHODS = ("minmax", "entropy", "percentile")
 # Name patterns of the graph's node groups (names come from the PyTorch module paths).
 GROUPS = {"attention": ["attention", "/parts."], "heads": ["/head/", "/heads."], "stem": ["/stem/"]}
+
+
+@contextlib.contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    """ONNX Runtime's quantizer warns on the root logger for every 1-D BatchNorm parameter ("Axis 1 is
+    out-of-range"); harmless here, and hundreds of lines would bury the result."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def matching_nodes(onnx_path: str | Path, patterns: list[str]) -> list[str]:
@@ -71,11 +85,12 @@ def quantize_qdq(fp32_onnx: str | Path, calib: CalibrationSet, out: str | Path, 
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32_onnx), str(pre), skip_symbolic_shape=True)
         nodes = list(exclude or []) if exact else matching_nodes(pre, exclude or [])
-        quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=cal_method,
-                        nodes_to_exclude=nodes,
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
-                                       "CalibMovingAverage": method == "minmax"})
+        with _quiet_quantizer():
+            quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=cal_method,
+                            nodes_to_exclude=nodes,
+                            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                                           "CalibMovingAverage": method == "minmax"})
     import onnx
 
     m = onnx.load(str(out))
@@ -141,10 +156,11 @@ def quantize_detector(fp32_onnx: str | Path, calib: CalibrationSet, out: str | P
         cal_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                       "percentile": CalibrationMethod.Percentile}[method]
         keep_float = yolo_decode_nodes(onnx.load(str(pre)))
-        quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=cal_method,
-                        nodes_to_exclude=keep_float,
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+        with _quiet_quantizer():
+            quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=cal_method,
+                            nodes_to_exclude=keep_float,
+                            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
     m = onnx.load(str(out))
     set_metadata(m, {**{q.key: q.value for q in src.metadata_props}, "mca.precision": "int8",
                      "mca.quantization": json.dumps({"method": method, "per_channel": per_channel,

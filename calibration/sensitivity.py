@@ -29,24 +29,36 @@ log = logging.getLogger(__name__)
 __all__ = ["node_groups", "GroupSensitivity", "layer_sensitivity", "main"]
 
 _COMPUTE = {"Conv", "ConvTranspose", "MatMul", "Gemm"}
+_SKIP = {"Constant", "Identity", "Shape"}
 
 
 def node_groups(onnx_path: str | Path) -> dict[str, list[str]]:
-    """Module-level groups of the graph's compute nodes: ``/stacks.1/head``, ``/stacks.0/hourglass``, ``/stem`` ...
+    """Module-level groups of the graph's nodes: ``/stacks.1/head``, ``/stacks.0/hourglass``, ``/stem`` ...
 
     Node names follow the PyTorch module paths (``/stacks.1/head/parts.15/u_conv/Conv``);
-    a group is the first two path levels (``/stem`` alone), so each stack's parts count as one.
+    a group is the first two path levels (``/stem`` alone), so each stack's parts count as
+    one.  Every node is in a group (additions, pooling and attention arithmetic get Q/DQ
+    too); nodes outside any module (the input normalisation) form ``/input``.  Groups
+    without a convolution are folded into ``/input`` as well: alone they change nothing.
     """
     import onnx
 
     groups: dict[str, list[str]] = {}
     for n in onnx.load(str(onnx_path)).graph.node:
-        if n.op_type not in _COMPUTE or not n.name:
+        if n.op_type in _SKIP or not n.name:
             continue
         parts = n.name.split("/")
-        key = "/stem" if len(parts) > 1 and parts[1] == "stem" else "/".join(parts[:3])
-        key = re.sub(r"\.\d+$", "", key) if not re.search(r"stacks\.\d+$", key) else key
+        if len(parts) < 3:
+            key = "/input"
+        elif parts[1] == "stem":
+            key = "/stem"
+        else:
+            key = "/".join(parts[:3])
+            key = key if re.search(r"stacks\.\d+$", key) else re.sub(r"\.\d+$", "", key)
         groups.setdefault(key, []).append(n.name)
+    with_conv = {n.name.split("/Conv")[0] for n in onnx.load(str(onnx_path)).graph.node if n.op_type in _COMPUTE}
+    for g in [g for g in groups if g != "/input" and not any(c.startswith(g) for c in with_conv)]:
+        groups.setdefault("/input", []).extend(groups.pop(g))
     return groups
 
 
@@ -61,7 +73,7 @@ class GroupSensitivity:
     pck_drop_points: float
 
 
-def _compute_nodes(onnx_path: Path) -> list[str]:
+def _all_nodes(onnx_path: Path) -> list[str]:
     return [n for g in node_groups(onnx_path).values() for n in g]
 
 
@@ -94,7 +106,7 @@ def layer_sensitivity(fp32_onnx: str | Path, calib: CalibrationSet, num: int = 2
         return heat, H.decode_heatmaps(heat)[0], acc
 
     ref_heat, ref_kp, ref_pck = run(ref)
-    everything = _compute_nodes(fp32_onnx)
+    everything = _all_nodes(fp32_onnx)
     rows: list[GroupSensitivity] = []
     from tqdm import tqdm
 
