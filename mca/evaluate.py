@@ -75,13 +75,64 @@ def evaluate_synthetic(run: Callable[[np.ndarray], np.ndarray], joint_set: str, 
     return out
 
 
+def evaluate_real(run: Callable[[np.ndarray], np.ndarray], records: list, image_root: Path, dataset: str,
+                  joint_set: str, input_size: int, heatmap_size: int, flip_index: tuple[int, ...], flip: bool = False,
+                  batch: int = 32, coco_annotations: Path | None = None) -> dict[str, float]:
+    """MPII: PCKh@0.5 (official head-box normalisation); LSP: PCK@0.2 (torso); COCO: OKS AP (pycocotools)."""
+    from mca import heatmaps as H
+    from mca.data.real import RealPoseDataset
+    from mca.joints import get_joint_set
+    from mca.metrics import coco_keypoint_ap, head_size, mpii_head_size_from_box, pck, torso_size
+
+    ds = RealPoseDataset(records, image_root, joint_set, input_size, heatmap_size, train=False)
+    to_in = H.heatmap_to_input_matrix((heatmap_size, heatmap_size), (input_size, input_size))
+    preds, confs = [], []
+    for lo in range(0, len(ds), batch):
+        samples = [ds.sample(i) for i in range(lo, min(lo + batch, len(ds)))]
+        crops = np.stack([x.crop for x in samples])
+        heat = H.flip_test(run, crops, flip_index, channels_last=True) if flip else run(crops)
+        coords, conf = H.decode_heatmaps(heat)
+        for smp, c in zip(samples, coords):
+            preds.append(H.apply_affine(H.compose_affine(H.invert_affine(smp.frame_to_input), to_in), c))
+        confs.append(conf)
+    pred, conf = np.stack(preds), np.concatenate(confs)
+    gt = np.stack([r.joints for r in records])
+    vis = np.stack([r.visible for r in records])
+    names = get_joint_set(joint_set).names
+    out: dict[str, float] = {"people": float(len(records))}
+    if dataset == "mpii":
+        if all(r.head_box is not None for r in records):
+            norm = mpii_head_size_from_box(np.stack([r.head_box for r in records]))
+        elif all(r.head_size is not None for r in records):
+            norm = np.array([r.head_size for r in records])
+        else:
+            norm = head_size(gt, joint_set)
+        res = pck(pred, gt, vis, norm, 0.5)
+        out["pckh@0.5"] = res.total
+        out |= {f"pckh@0.5 {k}": v for k, v in res.as_dict(names).items() if k != "total"}
+    else:
+        res = pck(pred, gt, vis, torso_size(gt, joint_set), 0.2)
+        out["pck@0.2"] = res.total
+        if dataset == "lsp":
+            out |= {f"pck@0.2 {k}": v for k, v in res.as_dict(names).items() if k != "total"}
+    if dataset == "coco":
+        results = [{"image_id": r.image_id, "category_id": 1, "score": float(c.mean()),
+                    "keypoints": np.concatenate([p, c[:, None]], 1).reshape(-1).tolist()}
+                   for r, p, c in zip(records, pred, conf)]
+        out |= {f"oks {k}": v for k, v in coco_keypoint_ap(json.loads(Path(coco_annotations).read_text()),
+                                                          results).items()}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m mca.evaluate", description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--onnx", type=Path, help="exported pose model (run with ONNX Runtime, no torch needed)")
     src.add_argument("--checkpoint", type=Path, help="training checkpoint (run with PyTorch)")
-    p.add_argument("--data", default="synthetic", choices=["synthetic"],
-                   help="evaluation data (held-out synthetic people; real data sets: see the README)")
+    p.add_argument("--data", default="synthetic", choices=["synthetic", "mpii", "coco", "lsp"],
+                   help="held-out synthetic people, or a real data set (needs --annotations and --images)")
+    p.add_argument("--annotations", type=Path, help="MPII .mat/.h5/.json, COCO person_keypoints json, LSP joints.mat")
+    p.add_argument("--images", type=Path, help="the data set's image folder")
     p.add_argument("--num", type=int, default=1000, help="held-out people to evaluate (default 1000)")
     p.add_argument("--seed", type=int, default=TEST_SEED, help=f"scene seed (default {TEST_SEED}, never trained on)")
     p.add_argument("--flip", action="store_true", help="flip test (average with the mirrored crop)")
@@ -126,7 +177,23 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    res = evaluate_synthetic(run, js, s, h, flip_index, args.num, args.seed, args.flip)
+    if args.data == "synthetic":
+        res = evaluate_synthetic(run, js, s, h, flip_index, args.num, args.seed, args.flip)
+    else:
+        from mca.data.real import AnnotationError, load_records
+
+        try:
+            if args.annotations is None or args.images is None:
+                raise AnnotationError(f"--data {args.data} needs --annotations and --images")
+            want = "coco17" if args.data == "coco" else "mpii16"
+            if js != want:
+                raise AnnotationError(f"{args.data} is labelled in {want}; this model predicts {js}")
+            records = load_records(args.data, args.annotations)[: args.num]
+            res = evaluate_real(run, records, args.images, args.data, js, s, h, flip_index, args.flip,
+                                coco_annotations=args.annotations)
+        except AnnotationError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     for k, v in res.items():
         print(f"{k}: {v:.4f}" if k != "people" else f"{k}: {int(v)}")
     if args.json:

@@ -16,7 +16,12 @@ import numpy as np
 
 from mca.joints import get_joint_set
 
-__all__ = ["PCKResult", "pck", "torso_size", "head_size", "mpii_head_size_from_box"]
+__all__ = ["PCKResult", "pck", "torso_size", "head_size", "mpii_head_size_from_box", "COCO_SIGMAS", "oks",
+           "coco_keypoint_ap"]
+
+# COCO keypoints' per-joint standard deviations (nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles),
+# as the COCO keypoint evaluation defines them.
+COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]) / 10.0
 
 _TORSO = {"mpii16": ("r_shoulder", "l_hip"), "coco17": ("r_shoulder", "l_hip")}
 
@@ -65,3 +70,45 @@ def mpii_head_size_from_box(head_boxes: np.ndarray, sc_bias: float = 0.6) -> np.
     """MPII's official head size: SC_BIAS (0.6) x the diagonal of the head box (x1, y1, x2, y2)."""
     b = np.asarray(head_boxes, float)
     return sc_bias * np.linalg.norm(b[:, 2:4] - b[:, 0:2], axis=-1)
+
+
+def oks(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, area: np.ndarray | float,
+        sigmas: np.ndarray = COCO_SIGMAS) -> np.ndarray:
+    """Object keypoint similarity per person: mean over labelled joints of exp(-d^2 / (2 s^2 (2 sigma)^2)), s^2 = area.
+
+    pred, gt (N, K, 2); visible (N, K); area (N,) the object's segment (or box) area in pixels^2.
+    A person without labelled joints gets nan.
+    """
+    pred, gt = np.asarray(pred, float), np.asarray(gt, float)
+    vis = np.asarray(visible, bool)
+    area = np.broadcast_to(np.asarray(area, float), (len(gt),))
+    k2 = (2 * np.asarray(sigmas, float)) ** 2
+    d2 = ((pred - gt) ** 2).sum(-1)
+    e = d2 / (2 * k2[None, :] * (area[:, None] + np.spacing(1)))
+    sim = np.exp(-e) * vis
+    n = vis.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, sim.sum(1) / np.maximum(n, 1), np.nan)
+
+
+def coco_keypoint_ap(gt_json: dict, results: list[dict]) -> dict[str, float]:
+    """COCO keypoint AP/AR (pycocotools' COCOeval) of ``results`` against a COCO ground-truth dict."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+        coco = COCO()
+        coco.dataset = gt_json
+        coco.createIndex()
+        if not results:
+            return {"AP": 0.0, "AP50": 0.0, "AP75": 0.0, "AR": 0.0}
+        dt = coco.loadRes(results)
+        ev = COCOeval(coco, dt, "keypoints")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    s = ev.stats
+    return {"AP": float(s[0]), "AP50": float(s[1]), "AP75": float(s[2]), "AR": float(s[5])}

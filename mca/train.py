@@ -72,14 +72,41 @@ def _milestones(epochs: int) -> list[int]:
     return sorted({max(1, round(epochs * 100 / 130)), max(1, round(epochs * 125 / 130))})
 
 
+def _real_datasets(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any]:
+    """Training and validation sets of a real data set; raises ValueError (AnnotationError) for the user."""
+    from mca.data.real import AnnotationError, RealPoseDataset, load_records
+
+    if args.annotations is None or args.images is None:
+        raise AnnotationError(f"--data {args.data} needs --annotations and --images")
+    want = "coco17" if args.data == "coco" else "mpii16"
+    if cfg.joint_set != want:
+        raise AnnotationError(f"{args.data} is labelled in {want}; config {cfg.name} predicts {cfg.joint_set} "
+                              f"(choose a {want} config{', e.g. mca_tiny_coco' if want == 'coco17' else ''})")
+    records = load_records(args.data, args.annotations)
+    if args.val_annotations:
+        val = load_records(args.data, args.val_annotations)
+    else:
+        if len(records) < 2:
+            raise AnnotationError(f"{args.annotations}: too few people to hold some out for validation")
+        n = min(args.val_size, max(1, len(records) // 10))
+        records, val = records[:-n], records[-n:]
+    log.info("%s: %d training people, %d validation", args.data, len(records), len(val))
+    return (RealPoseDataset(records, args.images, cfg.joint_set, cfg.input_size, cfg.heatmap_size, seed=args.seed),
+            RealPoseDataset(val, args.images, cfg.joint_set, cfg.input_size, cfg.heatmap_size, train=False))
+
+
 def main(argv: list[str] | None = None) -> int:
     from mca.config import list_models
 
     p = argparse.ArgumentParser(prog="python -m mca.train", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config", default="mca_tiny", help=f"registered config ({', '.join(list_models())})")
-    p.add_argument("--data", default="synthetic", choices=["synthetic"],
-                   help="training data (real data sets: see the README's training section)")
+    p.add_argument("--data", default="synthetic", choices=["synthetic", "mpii", "coco", "lsp"],
+                   help="training data: rendered people, or a real data set (--annotations, --images)")
+    p.add_argument("--annotations", type=Path, help="MPII .mat/.h5/.json, COCO person_keypoints json, LSP joints.mat")
+    p.add_argument("--images", type=Path, help="the real data set's image folder")
+    p.add_argument("--val-annotations", type=Path,
+                   help="validation annotations (default: the last --val-size people of --annotations, not trained on)")
     p.add_argument("--epochs", type=int, default=130, help="epochs (the released run: 130)")
     p.add_argument("--iters-per-epoch", type=int, default=3000, help="iterations per epoch (released: 3000)")
     p.add_argument("--batch-size", type=int, default=8, help="batch size (released: 8)")
@@ -139,9 +166,16 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(start_epoch):
             sched.step()
     n_train = args.epochs * args.iters_per_epoch * args.batch_size
-    train_ds = SyntheticPoseDataset(cfg.joint_set, cfg.input_size, cfg.heatmap_size, n_train, seed=args.seed)
-    val_ds = SyntheticPoseDataset(cfg.joint_set, cfg.input_size, cfg.heatmap_size, args.val_size,
-                                  seed=args.seed + 1000, train=False)
+    if args.data == "synthetic":
+        train_ds = SyntheticPoseDataset(cfg.joint_set, cfg.input_size, cfg.heatmap_size, n_train, seed=args.seed)
+        val_ds = SyntheticPoseDataset(cfg.joint_set, cfg.input_size, cfg.heatmap_size, args.val_size,
+                                      seed=args.seed + 1000, train=False)
+    else:
+        try:
+            train_ds, val_ds = _real_datasets(args, cfg)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     val_loader = DataLoader(val_ds, batch_size=32, num_workers=args.workers)
     args.out.mkdir(parents=True, exist_ok=True)
     log_path = args.out / "log.csv"
@@ -153,7 +187,12 @@ def main(argv: list[str] | None = None) -> int:
         for epoch in range(start_epoch, args.epochs):
             model.train()
             lo = epoch * args.iters_per_epoch * args.batch_size
-            idx = list(range(lo, lo + args.iters_per_epoch * args.batch_size))
+            if args.data == "synthetic":  # an endless stream of new scenes
+                idx = list(range(lo, lo + args.iters_per_epoch * args.batch_size))
+            else:  # a shuffled pass (repeated as needed), new augmentation each epoch
+                train_ds.epoch = epoch
+                order = np.random.default_rng([args.seed, epoch]).permutation(len(train_ds))
+                idx = np.resize(order, args.iters_per_epoch * args.batch_size).tolist()
             loader = DataLoader(torch.utils.data.Subset(train_ds, idx), batch_size=args.batch_size,
                                 shuffle=False, num_workers=args.workers, drop_last=True,
                                 persistent_workers=False)

@@ -41,3 +41,44 @@ def test_head_sizes() -> None:
     assert mpii_head_size_from_box(np.array([[0, 0, 30, 40]]))[0] == pytest.approx(0.6 * 50)
     with pytest.raises(ValueError, match="head_top"):
         head_size(np.zeros((1, 17, 2)), "coco17")
+
+
+@pytest.mark.parametrize("shift,area,expect", [
+    (0.0, 100.0, 1.0),                       # perfect
+    (1.0, 100.0, None),                      # hand-computed below
+    (50.0, 100.0, 0.0),                      # far off: ~0
+])
+def test_oks_matches_the_formula(shift, area, expect) -> None:
+    from mca.metrics import COCO_SIGMAS, oks
+
+    gt = np.zeros((1, 17, 2))
+    gt[0, :, 0] = np.arange(17) * 10
+    vis = np.ones((1, 17), bool)
+    vis[0, 3] = False  # an unlabelled joint is ignored
+    pred = gt + [shift, 0.0]
+    got = oks(pred, gt, vis, area)[0]
+    if expect is None:  # exp(-1 / (2 * area * (2 sigma)^2)) averaged over the 16 labelled joints
+        k2 = (2 * COCO_SIGMAS) ** 2
+        expect = np.mean([np.exp(-1.0 / (2 * area * k2[j])) for j in range(17) if j != 3])
+    assert got == pytest.approx(expect, abs=1e-6)
+    assert np.isnan(oks(pred, gt, np.zeros((1, 17), bool), area)[0])
+
+
+def test_coco_ap_is_one_for_perfect_keypoints_and_less_for_shifted() -> None:
+    pytest.importorskip("pycocotools", reason="COCO AP uses pycocotools")
+    from mca.metrics import coco_keypoint_ap
+
+    rng = np.random.default_rng(0)
+    images, anns, perfect, shifted = [], [], [], []
+    for i in range(6):
+        images.append({"id": i, "width": 640, "height": 480})
+        kp = np.concatenate([rng.uniform(100, 300, (17, 2)), np.full((17, 1), 2)], 1)
+        anns.append({"id": i + 1, "image_id": i, "category_id": 1, "keypoints": kp.reshape(-1).tolist(),
+                     "num_keypoints": 17, "area": 200.0 * 200.0, "bbox": [100, 100, 200, 200], "iscrowd": 0})
+        perfect.append({"image_id": i, "category_id": 1, "keypoints": kp.reshape(-1).tolist(), "score": 0.9})
+        moved = kp.copy()
+        moved[:, :2] += 12.0
+        shifted.append({"image_id": i, "category_id": 1, "keypoints": moved.reshape(-1).tolist(), "score": 0.9})
+    gt = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}
+    assert coco_keypoint_ap(gt, perfect)["AP"] == pytest.approx(1.0)
+    assert coco_keypoint_ap(gt, shifted)["AP"] < 0.9
