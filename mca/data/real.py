@@ -146,7 +146,7 @@ def _mpii_json(p: Path) -> list[PersonRecord]:
         out = []
         for a in items:
             joints = np.asarray(a["joints"], np.float32).reshape(16, 2) - 1
-            vis = np.asarray(a.get("joints_vis", [1] * 16), bool) & (joints >= 0).all(1)
+            vis = np.asarray(a.get("joints_vis", [1] * 16), bool)  # missing joints: 0 here (and at (0, 0))
             out.append(PersonRecord(str(a["image"]), joints, vis,
                                     _hg_box(np.asarray(a["center"], float) - 1, float(a["scale"]))))
     except (ValueError, KeyError, TypeError) as e:

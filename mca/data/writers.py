@@ -61,12 +61,18 @@ def yolo_label_lines(people: Iterable[object], width: int, height: int, class_id
 
 
 def mpii_records(image_name: str, people: Iterable[object]) -> list[dict]:
-    """MPII-style records as in the hourglass code's json: centre, scale = height / 200, joints, joints_vis."""
+    """MPII json records exactly as the MPII loaders read them (:func:`mca.data.real.load_mpii`).
+
+    MATLAB's 1-based pixels; ``scale`` = person height / 200; ``center`` is the hourglass
+    convention's, 15 x scale above the box centre (its crop moves it back down).
+    """
     recs = []
     for p in people:
         x0, y0, x1, y1 = (float(v) for v in p.box)  # type: ignore[attr-defined]
-        recs.append({"image": image_name, "center": [(x0 + x1) / 2, (y0 + y1) / 2], "scale": (y1 - y0) / 200.0,
-                     "joints": np.asarray(p.joints, float).round(2).tolist(),  # type: ignore[attr-defined]
+        scale = (y1 - y0) / 200.0
+        recs.append({"image": image_name, "center": [(x0 + x1) / 2 + 1, (y0 + y1) / 2 + 1 - 15 * scale],
+                     "scale": scale,
+                     "joints": (np.asarray(p.joints, float) + 1).round(2).tolist(),  # type: ignore[attr-defined]
                      "joints_vis": np.asarray(p.visible, int).tolist(),  # type: ignore[attr-defined]
                      "track_id": int(getattr(p, "track_id", 0))})
     return recs

@@ -56,7 +56,7 @@ def test_mpii_json_round_trips(dataset) -> None:
     people = [p for s in scenes for p in s.people]
     assert len(recs) == len(people)
     for r, p in zip(recs, people):
-        np.testing.assert_allclose(r["joints"], p.joints, atol=0.01)
+        np.testing.assert_allclose(np.array(r["joints"]) - 1, p.joints, atol=0.01)  # MATLAB 1-based
         assert r["joints_vis"] == p.visible.astype(int).tolist()
         assert r["scale"] == pytest.approx((p.box[3] - p.box[1]) / 200)
 

@@ -66,16 +66,16 @@ def test_yolo_label_lines_table(box, size, class_id, expected) -> None:
     assert Wr.yolo_label_lines([p], *size, class_id=class_id) == expected
 
 
-@pytest.mark.parametrize("box,center,scale", [
-    ((10, 20, 50, 220), (30.0, 120.0), 1.0),
-    ((0, 0, 100, 50), (50.0, 25.0), 0.25),
+@pytest.mark.parametrize("box,center,scale", [  # MATLAB 1-based; centre 15 x scale above the box centre
+    ((10, 20, 50, 220), (31.0, 121.0 - 15.0), 1.0),
+    ((0, 0, 100, 50), (51.0, 26.0 - 3.75), 0.25),
 ])
 def test_mpii_records_table(box, center, scale) -> None:
     p = _person([(1.234, 5.678), (9.0, 10.0)], [True, False], box, track_id=4)
     (rec,) = Wr.mpii_records("000001.jpg", [p])
     assert rec["image"] == "000001.jpg"
     assert rec["center"] == pytest.approx(center) and rec["scale"] == pytest.approx(scale)
-    assert rec["joints"] == [[1.23, 5.68], [9.0, 10.0]]
+    assert rec["joints"] == [[2.23, 6.68], [10.0, 11.0]]
     assert rec["joints_vis"] == [1, 0] and all(type(v) is int for v in rec["joints_vis"])
     assert rec["track_id"] == 4
     json.dumps(rec)  # plain JSON types only
@@ -193,18 +193,23 @@ def test_yolo_labels_match_the_boxes(dataset) -> None:
 
 
 def test_mpii_json_round_trips(dataset) -> None:
+    """What the writer writes, the MPII loader reads back: same joints, visibility, and a box around the person."""
+    from mca.data.real import load_mpii
+
     recs = json.loads((dataset["out"] / "mpii.json").read_text())
     expected = [(f"{i:06d}{dataset['ext']}", p) for i, s in enumerate(dataset["scenes"]) for p in s.people]
     assert len(recs) == len(expected)
-    for r, (name, p) in zip(recs, expected):
-        assert r["image"] == name and r["track_id"] == p.track_id
-        joints = np.array(r["joints"], float)
-        assert joints.shape == (dataset["k"], 2)
-        np.testing.assert_allclose(joints, p.joints, atol=0.006)
-        assert r["joints_vis"] == p.visible.astype(int).tolist()
+    if dataset["k"] != 16:
+        return  # the MPII loader is for MPII-16
+    loaded = load_mpii(dataset["out"] / "mpii.json")
+    for r, rec, (name, p) in zip(recs, loaded, expected):
+        assert r["image"] == rec.image == name and r["track_id"] == p.track_id
+        np.testing.assert_allclose(rec.joints, p.joints, atol=0.006)
+        assert rec.visible.tolist() == p.visible.tolist()
         x0, y0, x1, y1 = p.box
-        assert r["center"] == pytest.approx([(x0 + x1) / 2, (y0 + y1) / 2], abs=1e-4)
-        assert r["scale"] == pytest.approx((y1 - y0) / 200, abs=1e-6)
+        bx0, by0, bx1, by1 = rec.box
+        assert ((bx0 + bx1) / 2, (by0 + by1) / 2) == pytest.approx(((x0 + x1) / 2, (y0 + y1) / 2), abs=1e-3)
+        assert by1 - by0 == pytest.approx(y1 - y0, abs=1e-3)
 
 
 # ----------------------------------------------------------------------------- CLI
