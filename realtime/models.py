@@ -1,72 +1,32 @@
 """Model files for the pipeline: bundled names, default paths, and one loader.
 
 The pipeline only ever sees a :class:`Backend` (numpy in, numpy out, metadata).
-``load_model`` gets one from ``engines.load`` (ONNX Runtime or TensorRT) and, where
-the ``engines`` package cannot be imported (a stripped-down deployment, or while
-it is being rebuilt), from a plain ONNX Runtime session with the same interface,
-so the runtime never depends on more than numpy, OpenCV, ONNX Runtime and PyAV.
+``load_model`` gets one from ``engines.load`` (ONNX Runtime or TensorRT); ``engines``
+imports neither torch nor TensorRT, so the runtime needs only numpy, OpenCV, ONNX
+Runtime and PyAV.
 
 Models can be given as a path (ONNX or TensorRT engine) or by a bundled name
-(``mca_tiny_synth``, ``yolo_synth``, ``ssdlite``); a missing bundled file is a
+(``mca_tiny_synth``, ``mca_tiny_real``, ``yolo_synth``, ``ssdlite``); a missing bundled file is a
 :class:`ModelError` that names the file and the command that makes it.
 """
 
 from __future__ import annotations
 
-import abc
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+import engines as _engines
+from engines.base import Backend, ModelError, TensorSpec
+
 log = logging.getLogger(__name__)
 
-try:  # the shared interface when the engines package is there ...
-    import engines as _engines
-    from engines.base import Backend, ModelError, TensorSpec
-except ImportError:  # pragma: no cover - exercised by monkeypatching _engines in the tests
-    _engines = None
-
-    class ModelError(RuntimeError):  # type: ignore[no-redef]
-        """A model file that cannot be used (missing, corrupt, wrong kind)."""
-
-    @dataclass(frozen=True)
-    class TensorSpec:  # type: ignore[no-redef]
-        """Name, shape (None = dynamic) and dtype of one model input or output."""
-
-        name: str
-        shape: tuple[int | None, ...]
-        dtype: np.dtype
-
-    @dataclass
-    class Backend(abc.ABC):  # type: ignore[no-redef]
-        """The subset of ``engines.base.Backend`` the pipeline uses."""
-
-        path: str
-        inputs: list = field(default_factory=list)
-        outputs: list = field(default_factory=list)
-        metadata: dict[str, str] = field(default_factory=dict)
-        precision: str = "fp32"
-        device: str = "cpu"
-        name: str = "backend"
-
-        @abc.abstractmethod
-        def run(self, *arrays: np.ndarray) -> list[np.ndarray]:
-            """Run one batch."""
-
-        def close(self) -> None:
-            """Release resources."""
-
-        @property
-        def input(self) -> Any:
-            return self.inputs[0]
-
-
 __all__ = ["Backend", "ModelError", "TensorSpec", "BundledModel", "BUNDLED", "MODELS_DIR", "bundled_path",
-           "resolve_model", "load_model", "DirectOrtBackend", "submit"]
+           "resolve_model", "load_model", "submit"]
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
@@ -89,6 +49,10 @@ BUNDLED: dict[str, BundledModel] = {
     "mca_tiny_synth": BundledModel(
         "pose", "pose_mca_tiny_synth.onnx", "scripts/train_demo_pose.sh",
         "mca_tiny (MPII-16 joints) trained on the synthetic people; has attention outputs"),
+    "mca_tiny_real": BundledModel(
+        "pose", "pose_mca_tiny_real.onnx",
+        "tools/pseudo_label.py, tools/finetune_real.py, then python -m engines.export --attention",
+        "mca_tiny_synth fine-tuned on synthetic + MoveNet-thunder pseudo-labelled real crops; has attention outputs"),
     "yolo_synth": BundledModel(
         "detector", "person_yolo_synth.onnx",
         "scripts/train_demo_detector.py (needs the 'yolo' extra)",
@@ -146,57 +110,11 @@ def resolve_model(spec: str | os.PathLike | None, role: str, demo: bool = False)
     return b.path
 
 
-class DirectOrtBackend(Backend):
-    """A plain ONNX Runtime session behind the Backend interface (used when ``engines`` is absent)."""
-
-    _TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8,
-              "tensor(int8)": np.int8, "tensor(int32)": np.int32, "tensor(int64)": np.int64}
-
-    def __init__(self, path: str | os.PathLike, device: str | None = None, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        p = Path(path)
-        if not p.is_file():
-            raise ModelError(f"model file not found: {p}")
-        avail = ort.get_available_providers()
-        providers = ["CPUExecutionProvider"]
-        if (device is None or str(device).startswith("cuda")) and "CUDAExecutionProvider" in avail:
-            providers.insert(0, "CUDAExecutionProvider")
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        if threads:
-            so.intra_op_num_threads = int(threads)
-        try:
-            self.session = ort.InferenceSession(str(p), so, providers=providers)
-        except Exception as e:  # noqa: BLE001 - ORT raises several unrelated types for bad files
-            raise ModelError(f"{p} is not a loadable ONNX model: {str(e).splitlines()[0][:200]}") from None
-
-        def spec(a: Any) -> TensorSpec:
-            shape = tuple(d if isinstance(d, int) else None for d in a.shape)
-            return TensorSpec(a.name, shape, np.dtype(self._TYPES.get(a.type, np.float32)))
-
-        meta = dict(self.session.get_modelmeta().custom_metadata_map)
-        super().__init__(path=str(p), inputs=[spec(i) for i in self.session.get_inputs()],
-                         outputs=[spec(o) for o in self.session.get_outputs()], metadata=meta,
-                         precision=meta.get("mca.precision", "fp32"),
-                         device="cuda" if self.session.get_providers()[0].startswith("CUDA") else "cpu",
-                         name="onnxruntime-direct")
-
-    def run(self, *arrays: np.ndarray) -> list[np.ndarray]:
-        feed = {s.name: a for s, a in zip(self.inputs, arrays)}
-        return self.session.run([o.name for o in self.outputs], feed)
-
-
 def load_model(path: str | os.PathLike, backend: str = "auto", precision: str | None = None,
                device: str | None = None, threads: int | None = None) -> Backend:
-    """Load a model file on the best (or the named) backend; falls back to plain ONNX Runtime without ``engines``."""
-    if _engines is not None:
-        opts: dict[str, Any] = {"threads": threads} if threads and backend != "trt" else {}
-        return _engines.load(path, backend=backend, precision=precision, device=device, **opts)
-    if backend == "trt" or Path(path).suffix.lower() in _MODEL_SUFFIXES[1:]:
-        raise ModelError("TensorRT needs the engines package (engines.trt); only ONNX Runtime is available here")
-    log.info("engines package unavailable; running %s with a direct ONNX Runtime session", Path(path).name)
-    return DirectOrtBackend(path, device=device, threads=threads)
+    """Load a model file on the best (or the named) backend (``engines.load``)."""
+    opts: dict[str, Any] = {"threads": threads} if threads and backend != "trt" else {}
+    return _engines.load(path, backend=backend, precision=precision, device=device, **opts)
 
 
 class _Done:

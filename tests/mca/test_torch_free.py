@@ -13,6 +13,7 @@ BLOCK_TORCH = "import sys; sys.modules['torch'] = None\n"
 @pytest.mark.parametrize("code", [
     "import mca; print(mca.get_config('mca_paper').heatmap_size)",
     "import mca.heatmaps, mca.joints, mca.config; print(mca.joints.MPII16.num_joints)",
+    "import mca.data.pseudo_labels as p; print(p.coco_to_mpii.__name__)",
 ])
 def test_import_without_torch(code: str) -> None:
     r = subprocess.run([sys.executable, "-c", BLOCK_TORCH + code], capture_output=True, text=True, timeout=60)

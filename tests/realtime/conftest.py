@@ -8,10 +8,38 @@ random-weight mca_tiny export (needs PyTorch, tests only) checks the real graph 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+
+def shared_data_dir() -> Path:
+    """The project's shared data folder: $MCA_SHARED/data if set, else ``shared/data`` beside the checkout.
+
+    Only the project's machines have it; tests that need it skip with a stated reason elsewhere.
+    """
+    env = os.environ.get("MCA_SHARED")
+    root = Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
+    return root / "data"
+
+
+def constant_movenet_onnx(path: Path, out: np.ndarray, size: int | None = 64) -> Path:
+    """A 'MoveNet' ONNX (int32 NHWC RGB input, ``size`` square or dynamic when None) whose output is ``out``."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    out = np.asarray(out, np.float32)
+    dims = [1, size, size, 3] if size else [1, "h", "w", 3]
+    nodes = [helper.make_node("Cast", ["input"], ["f"], to=TensorProto.FLOAT),
+             helper.make_node("ReduceSum", ["f"], ["s"], keepdims=0),
+             helper.make_node("Mul", ["s", "zero"], ["z"]),
+             helper.make_node("Add", ["raw", "z"], ["output_0"])]
+    g = helper.make_graph(nodes, "fake_movenet", [helper.make_tensor_value_info("input", TensorProto.INT32, dims)],
+                          [helper.make_tensor_value_info("output_0", TensorProto.FLOAT, list(out.shape))],
+                          [numpy_helper.from_array(out, "raw"), numpy_helper.from_array(np.zeros((), np.float32), "zero")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    return _save(m, path, {"mca.kind": "peer_pose"})
 
 
 def _save(model, path: Path, meta: dict[str, str]) -> Path:

@@ -1,4 +1,4 @@
-"""Model resolution (paths, bundled names, defaults), the engines-free fallback, and the async hook."""
+"""Model resolution (paths, bundled names, defaults), loading, and the async hook."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pytest
 
 import realtime.models as M
 from realtime.models import BUNDLED, ModelError, load_model, resolve_model, submit
-from tests.realtime.conftest import blob_pose_onnx
 
 
 @pytest.fixture()
@@ -23,8 +22,11 @@ def fake_models_dir(tmp_path, monkeypatch):
     ("mca_tiny_synth", "pose", False, "pose_mca_tiny_synth.onnx"),
     ("pose_mca_tiny_synth", "pose", False, "pose_mca_tiny_synth.onnx"),  # the file's stem works too
     ("pose_mca_tiny_synth.onnx", "pose", False, "pose_mca_tiny_synth.onnx"),
+    ("mca_tiny_real", "pose", False, "pose_mca_tiny_real.onnx"),
+    ("pose_mca_tiny_real", "pose", False, "pose_mca_tiny_real.onnx"),
 ])
 def test_resolve_bundled(fake_models_dir, spec, role, demo, expect) -> None:
+    (fake_models_dir / BUNDLED["mca_tiny_real"].filename).write_bytes(b"x")
     assert resolve_model(spec, role, demo) == fake_models_dir / expect
 
 
@@ -33,6 +35,8 @@ def test_resolve_bundled(fake_models_dir, spec, role, demo, expect) -> None:
                              r"\(make it with scripts/train_demo_detector.py"),
     (None, "detector", False, r"ssdlite is missing: .*person_ssdlite.onnx \(make it with tools/convert_ssdlite.py"),
     ("ssdlite", "pose", False, "ssdlite is a bundled detector model, not a pose model"),
+    ("mca_tiny_real", "pose", False, r"mca_tiny_real is missing: .*pose_mca_tiny_real.onnx \(make it with "
+                                     r"tools/pseudo_label.py, tools/finetune_real.py"),
     ("nope/model.onnx", "pose", False, "pose model not found: nope/model.onnx"),
     ("mca_paper", "pose", False, "network config without bundled weights; export one with 'python -m engines"),
     ("frobnicate", "detector", False, r"neither a file nor a bundled name \(yolo_synth, ssdlite\)"),
@@ -49,30 +53,12 @@ def test_existing_path_wins_over_names(tmp_path, monkeypatch) -> None:
     assert resolve_model("ssdlite", "pose") == f.relative_to(tmp_path)
 
 
-def test_direct_onnxruntime_fallback_matches_engines(tmp_path, monkeypatch) -> None:
-    path = blob_pose_onnx(tmp_path / "p.onnx")
-    crops = np.random.default_rng(0).integers(0, 255, (3, 64, 64, 3), dtype=np.uint8)
-    via_engines = load_model(path, backend="ort")
-    monkeypatch.setattr(M, "_engines", None)
-    direct = load_model(path)
-    assert isinstance(direct, M.DirectOrtBackend)
-    assert direct.metadata == via_engines.metadata
-    assert [o.name for o in direct.outputs] == [o.name for o in via_engines.outputs]
-    for a, b in zip(direct.run(crops), via_engines.run(crops)):
-        np.testing.assert_array_equal(a, b)
-    with pytest.raises(ModelError, match="TensorRT needs the engines package"):
-        load_model(path, backend="trt")
-
-
 @pytest.mark.parametrize("bad", [b"", b"not an onnx file at all"])
-def test_unloadable_file_is_a_model_error(tmp_path, monkeypatch, bad) -> None:
+def test_unloadable_file_is_a_model_error(tmp_path, bad) -> None:
     f = tmp_path / "bad.onnx"
     f.write_bytes(bad)
     with pytest.raises(ModelError):
         load_model(f, backend="ort")
-    monkeypatch.setattr(M, "_engines", None)
-    with pytest.raises(ModelError):
-        load_model(f)
 
 
 class _AsyncBackend:

@@ -1,0 +1,226 @@
+"""Teacher pseudo-labels on real footage: COCO-17 -> MPII-16 mapping, storage, training and agreement.
+
+A teacher (MoveNet thunder, COCO-17 keypoints) labels real person crops; this module maps its keypoints
+to the MPII-16 joints the project's models predict, stores the crops with their labels (one ``.npz`` per
+split and a JSON manifest), feeds them through the same augmentation path as every other data set
+(:func:`mca.data.augment.make_sample`), and measures how well a model *agrees with the teacher*.
+
+The mapping (COCO-17 -> MPII-16):
+
+=============  ==========================================================================
+MPII joint     from COCO (visible when every COCO keypoint used scores >= ``min_score``)
+=============  ==========================================================================
+ankles, knees  the same joints (left/right kept: both sets name them from the person's view)
+hips           the same joints
+wrists, elbows the same joints
+shoulders      the same joints
+pelvis         midpoint of the hips
+thorax         midpoint of the shoulders
+upper_neck     shoulders' midpoint + 0.5 x (nose - shoulders' midpoint); the project's synthetic
+               body puts the upper neck 0.53 of the way from the shoulders' midpoint to the nose
+head_top       not mapped: no COCO keypoint marks the top of the head; always invisible (weight 0)
+=============  ==========================================================================
+
+Eyes and ears are not used.  What agreement measures: how close a model comes to an imperfect teacher
+on one kind of scene, *not* accuracy against human labels.  NumPy/OpenCV only, except
+:class:`PseudoLabelDataset` (imports torch).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from mca import heatmaps as H
+from mca.joints import COCO17, MPII16
+
+log = logging.getLogger(__name__)
+
+__all__ = ["COCO_TO_MPII", "UPPER_NECK_FRACTION", "coco_to_mpii", "spread_indices", "split_frames", "context_patch",
+           "PseudoLabels", "save_split", "load_split", "teacher_agreement", "PseudoLabelDataset"]
+
+# MPII joint -> the COCO joint it copies (the derived and unmapped ones are handled in coco_to_mpii)
+COCO_TO_MPII: dict[str, str] = {
+    "r_ankle": "r_ankle", "r_knee": "r_knee", "r_hip": "r_hip", "l_hip": "l_hip", "l_knee": "l_knee",
+    "l_ankle": "l_ankle", "r_wrist": "r_wrist", "r_elbow": "r_elbow", "r_shoulder": "r_shoulder",
+    "l_shoulder": "l_shoulder", "l_elbow": "l_elbow", "l_wrist": "l_wrist",
+}
+UPPER_NECK_FRACTION = 0.5  # of the way from the shoulders' midpoint to the nose
+DEFAULT_MIN_SCORE = 0.3
+CONTEXT = 1.6  # a stored patch is the person box grown (square) by this much: room for scale/rotation jitter
+
+
+def coco_to_mpii(kps: np.ndarray, scores: np.ndarray, min_score: float = DEFAULT_MIN_SCORE
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """COCO-17 keypoints (..., 17, 2) and scores (..., 17) -> MPII-16 joints (..., 16, 2) and visibility (..., 16)."""
+    kps = np.asarray(kps, np.float64)
+    scores = np.asarray(scores, np.float64)
+    if kps.shape[-2:] != (COCO17.num_joints, 2) or scores.shape != kps.shape[:-1]:
+        raise ValueError(f"need COCO-17 keypoints (..., 17, 2) and scores (..., 17), got {kps.shape}, {scores.shape}")
+    ok = scores >= min_score
+    c = COCO17.index
+    joints = np.zeros(kps.shape[:-2] + (MPII16.num_joints, 2))
+    vis = np.zeros(kps.shape[:-2] + (MPII16.num_joints,), bool)
+    for m, k in COCO_TO_MPII.items():
+        joints[..., MPII16.index(m), :] = kps[..., c(k), :]
+        vis[..., MPII16.index(m)] = ok[..., c(k)]
+    ls, rs, lh, rh, nose = (c(n) for n in ("l_shoulder", "r_shoulder", "l_hip", "r_hip", "nose"))
+    shoulders = (kps[..., ls, :] + kps[..., rs, :]) / 2
+    joints[..., MPII16.index("pelvis"), :] = (kps[..., lh, :] + kps[..., rh, :]) / 2
+    vis[..., MPII16.index("pelvis")] = ok[..., lh] & ok[..., rh]
+    joints[..., MPII16.index("thorax"), :] = shoulders
+    vis[..., MPII16.index("thorax")] = ok[..., ls] & ok[..., rs]
+    joints[..., MPII16.index("upper_neck"), :] = shoulders + UPPER_NECK_FRACTION * (kps[..., nose, :] - shoulders)
+    vis[..., MPII16.index("upper_neck")] = ok[..., ls] & ok[..., rs] & ok[..., nose]
+    joints[..., MPII16.index("head_top"), :] = joints[..., MPII16.index("upper_neck"), :]  # a placeholder, never visible
+    vis[..., MPII16.index("head_top")] = False
+    return joints.astype(np.float32), vis
+
+
+def spread_indices(n_frames: int, count: int, lo: int = 0, hi: int | None = None) -> np.ndarray:
+    """``count`` frame indices spread evenly over [lo, hi) (fewer when the range is shorter)."""
+    hi = n_frames if hi is None else min(hi, n_frames)
+    if hi <= lo or count <= 0:
+        return np.zeros(0, np.int64)
+    return np.unique(np.linspace(lo, hi - 1, min(count, hi - lo)).round().astype(np.int64))
+
+
+def split_frames(n_frames: int, train: int, test: int, holdout: float = 0.25, gap: int = 20
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Train and held-out frame indices: the held-out part is the contiguous last ``holdout`` of the video,
+    and ``gap`` frames before it are used by neither (neighbouring frames show the same people)."""
+    if not 0 < holdout < 1:
+        raise ValueError(f"holdout must be in (0, 1), got {holdout}")
+    start = int(round(n_frames * (1 - holdout)))
+    return spread_indices(n_frames, train, 0, max(0, start - gap)), spread_indices(n_frames, test, start)
+
+
+def context_patch(image: np.ndarray, box_xyxy: np.ndarray, size: int, context: float = CONTEXT
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """A square ``size`` patch around the box grown by ``context``, and its 2x3 frame -> patch affine."""
+    t = H.CropTransform.from_box(box_xyxy, (size, size), (size, size), context)
+    patch = cv2.warpAffine(image, t.frame_to_input, (size, size), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    return patch, t.frame_to_input
+
+
+@dataclass
+class PseudoLabels:
+    """One split: patches (N, S, S, 3) uint8 BGR, MPII joints (N, 16, 2) and boxes (N, 4) in patch pixels,
+    visibility (N, 16), the teacher's raw COCO output (N, 17, 3: x, y in patch pixels, score), and where
+    each came from."""
+
+    images: np.ndarray
+    joints: np.ndarray
+    visible: np.ndarray
+    boxes: np.ndarray
+    teacher: np.ndarray
+    sources: list[str]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        if not (len(self.joints) == len(self.visible) == len(self.boxes) == len(self.teacher) == len(self.sources) == n):
+            raise ValueError("pseudo-label arrays differ in length")
+
+
+def save_split(path: Path, labels: PseudoLabels) -> None:
+    """Write one split as a compressed ``.npz``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, images=labels.images, joints=labels.joints, visible=labels.visible,
+                        boxes=labels.boxes, teacher=labels.teacher, sources=np.array(labels.sources))
+
+
+def load_split(path: Path) -> PseudoLabels:
+    """Read a split written by :func:`save_split`."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"pseudo-label file {path} not found (make it with tools/pseudo_label.py)")
+    with np.load(path) as z:
+        return PseudoLabels(z["images"], z["joints"], z["visible"].astype(bool), z["boxes"], z["teacher"],
+                            [str(s) for s in z["sources"]])
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest ``tools/pseudo_label.py`` wrote next to the splits."""
+    p = Path(folder) / "manifest.json"
+    if not p.is_file():
+        raise FileNotFoundError(f"{p} not found (make it with tools/pseudo_label.py)")
+    return json.loads(p.read_text())
+
+
+def teacher_agreement(run: Callable[[np.ndarray], np.ndarray], labels: PseudoLabels, input_size: int,
+                      heatmap_size: int, thr: float = 0.2, batch: int = 32) -> dict[str, Any]:
+    """PCK@``thr`` of a pose model against the teacher's MPII joints on held-out crops.
+
+    ``run`` maps uint8 NHWC BGR crops to heatmaps; crops are made as the pipeline makes them (the box,
+    padded 1.25, no augmentation).  Only joints the teacher labels count; the reference length is the
+    teacher's torso (right shoulder to left hip), so people without both are left out.
+    """
+    from mca.data.augment import make_sample
+    from mca.metrics import pck, torso_size
+
+    ts = torso_size(labels.joints, "mpii16")
+    rs, lh = MPII16.index("r_shoulder"), MPII16.index("l_hip")
+    keep = labels.visible[:, rs] & labels.visible[:, lh] & (ts > 1)
+    crops, mats = [], []
+    for i in np.flatnonzero(keep):
+        s = make_sample(labels.images[i], labels.joints[i], labels.visible[i], labels.boxes[i], input_size,
+                        heatmap_size, MPII16.flip_index)
+        crops.append(s.crop)
+        mats.append(s.frame_to_input)
+    if not crops:
+        raise ValueError("no held-out person has both a right shoulder and a left hip labelled by the teacher")
+    crops_a = np.stack(crops)
+    hms = np.concatenate([run(crops_a[i:i + batch]) for i in range(0, len(crops_a), batch)])
+    coords, _ = H.decode_heatmaps(hms)
+    to_in = H.heatmap_to_input_matrix((heatmap_size, heatmap_size), (input_size, input_size))
+    pred = np.stack([H.apply_affine(H.compose_affine(H.invert_affine(m), to_in), c) for m, c in zip(mats, coords)])
+    res = pck(pred, labels.joints[keep], labels.visible[keep], ts[keep], thr)
+    return {f"pck@{thr}": res.total, "people": int(keep.sum()), "joints": int(res.count),
+            "per_joint": {n: (None if np.isnan(v) else round(float(v), 4)) for n, v in
+                          zip(MPII16.names, res.per_joint)}}
+
+
+class PseudoLabelDataset:
+    """Training items from pseudo-labelled patches through :func:`mca.data.augment.make_sample` (imports torch).
+
+    Item ``i`` is patch ``i % len(labels)`` with augmentation seeded by (``seed``, ``i``), so an epoch can
+    visit each patch several times with different jitter; the keys match ``SyntheticPoseDataset``.
+    """
+
+    def __init__(self, labels: PseudoLabels, input_size: int, heatmap_size: int, length: int, seed: int = 0,
+                 augment: Any = None) -> None:
+        from mca.data.augment import AugmentConfig
+
+        if not len(labels):
+            raise ValueError("no pseudo-labelled crops to train on")
+        self.labels, self.input_size, self.heatmap_size = labels, input_size, heatmap_size
+        self.length, self.seed = length, seed
+        self.augment = augment or AugmentConfig()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        import torch
+
+        from mca.data.augment import make_sample
+
+        k = i % len(self.labels)
+        lb = self.labels
+        rng = np.random.default_rng([self.seed, i, 29])
+        s = make_sample(lb.images[k], lb.joints[k], lb.visible[k], lb.boxes[k], self.input_size, self.heatmap_size,
+                        MPII16.flip_index, rng, self.augment)
+        return {"crop": torch.from_numpy(s.crop), "target": torch.from_numpy(s.target),
+                "weight": torch.from_numpy(s.weight), "joints_hm": torch.from_numpy(s.joints_hm),
+                "frame_to_input": torch.from_numpy(s.frame_to_input.astype(np.float32)),
+                "gt_joints": torch.from_numpy(lb.joints[k].astype(np.float32)),
+                "gt_visible": torch.from_numpy(lb.visible[k])}

@@ -1,0 +1,158 @@
+"""Teacher pseudo-labels: the COCO-17 -> MPII-16 mapping, the frame split, storage, and the agreement metric."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mca.data.augment import make_sample
+from mca.data.pseudo_labels import (UPPER_NECK_FRACTION, PseudoLabels, coco_to_mpii, context_patch, load_split,
+                                    save_split, split_frames, spread_indices, teacher_agreement)
+from mca.joints import COCO17, MPII16
+
+
+def _coco_person() -> tuple[np.ndarray, np.ndarray]:
+    """Distinct coordinates per COCO keypoint (x = 10 * index, y = 100 + 7 * index), all confident."""
+    k = np.arange(17, dtype=np.float64)
+    return np.stack([10 * k, 100 + 7 * k], 1), np.full(17, 0.9)
+
+
+def _mid(a: str, b: str, kps: np.ndarray) -> np.ndarray:
+    return (kps[COCO17.index(a)] + kps[COCO17.index(b)]) / 2
+
+
+@pytest.mark.parametrize("mpii, expect", [
+    ("r_ankle", lambda k: k[COCO17.index("r_ankle")]),
+    ("l_knee", lambda k: k[COCO17.index("l_knee")]),
+    ("r_hip", lambda k: k[COCO17.index("r_hip")]),
+    ("l_wrist", lambda k: k[COCO17.index("l_wrist")]),
+    ("r_elbow", lambda k: k[COCO17.index("r_elbow")]),
+    ("l_shoulder", lambda k: k[COCO17.index("l_shoulder")]),
+    ("pelvis", lambda k: _mid("l_hip", "r_hip", k)),
+    ("thorax", lambda k: _mid("l_shoulder", "r_shoulder", k)),
+    ("upper_neck", lambda k: _mid("l_shoulder", "r_shoulder", k)
+     + UPPER_NECK_FRACTION * (k[COCO17.index("nose")] - _mid("l_shoulder", "r_shoulder", k))),
+])
+def test_mapping_places_each_mpii_joint(mpii, expect) -> None:
+    kps, sc = _coco_person()
+    joints, vis = coco_to_mpii(kps, sc)
+    np.testing.assert_allclose(joints[MPII16.index(mpii)], expect(kps), atol=1e-4)
+    assert vis[MPII16.index(mpii)]
+
+
+def test_head_top_is_never_labelled() -> None:
+    kps, sc = _coco_person()
+    _, vis = coco_to_mpii(kps, np.ones(17))
+    assert not vis[MPII16.index("head_top")] and vis.sum() == 15
+
+
+@pytest.mark.parametrize("weak, hidden", [
+    ("r_shoulder", {"r_shoulder", "thorax", "upper_neck"}),
+    ("nose", {"upper_neck"}),
+    ("l_hip", {"l_hip", "pelvis"}),
+    ("l_eye", set()),  # eyes and ears are not used
+    ("r_ankle", {"r_ankle"}),
+])
+def test_a_low_score_hides_every_joint_made_from_it(weak, hidden) -> None:
+    kps, sc = _coco_person()
+    sc[COCO17.index(weak)] = 0.29
+    _, vis = coco_to_mpii(kps, sc, min_score=0.3)
+    assert {MPII16.names[j] for j in np.flatnonzero(~vis)} == hidden | {"head_top"}
+
+
+def test_mapping_is_batched_and_checks_shapes() -> None:
+    kps, sc = _coco_person()
+    joints, vis = coco_to_mpii(np.stack([kps, kps + 5]), np.stack([sc, sc]))
+    assert joints.shape == (2, 16, 2) and vis.shape == (2, 16)
+    np.testing.assert_allclose(joints[1] - joints[0], 5, atol=1e-4)
+    with pytest.raises(ValueError, match="COCO-17"):
+        coco_to_mpii(np.zeros((16, 2)), np.zeros(16))
+
+
+@pytest.mark.parametrize("n, train, test, holdout, gap", [(795, 160, 50, 0.25, 20), (100, 50, 50, 0.25, 5),
+                                                          (800, 10, 10, 0.5, 0)])
+def test_split_holds_out_a_later_contiguous_part_with_a_gap(n, train, test, holdout, gap) -> None:
+    tr, te = split_frames(n, train, test, holdout, gap)
+    start = round(n * (1 - holdout))
+    assert len(tr) and len(te) and tr.max() < start - gap and te.min() >= start and te.max() < n
+    assert len(np.intersect1d(tr, te)) == 0
+    if len(tr) < (start - gap) // 2:  # sparse sampling: spread out, never consecutive
+        assert np.diff(tr).min() > 1
+
+
+@pytest.mark.parametrize("n, count, lo, hi, want", [(10, 3, 0, None, [0, 4, 9]), (10, 20, 2, 5, [2, 3, 4]),
+                                                     (10, 3, 5, 5, [])])
+def test_spread_indices(n, count, lo, hi, want) -> None:
+    assert spread_indices(n, count, lo, hi).tolist() == want
+
+
+def test_bad_holdout_is_an_error() -> None:
+    with pytest.raises(ValueError, match="holdout"):
+        split_frames(100, 10, 10, holdout=1.0)
+
+
+def _labels(n: int = 6, size: int = 96) -> PseudoLabels:
+    rng = np.random.default_rng(0)
+    box = np.array([30, 12, 66, 84], np.float32)
+    joints = np.stack([np.stack([rng.uniform(box[0], box[2], 16), rng.uniform(box[1], box[3], 16)], 1)
+                       for _ in range(n)]).astype(np.float32)
+    vis = np.ones((n, 16), bool)
+    vis[:, MPII16.index("head_top")] = False
+    vis[0, MPII16.index("r_shoulder")] = False  # no torso: left out of the agreement
+    images = rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8)
+    return PseudoLabels(images, joints, vis, np.tile(box, (n, 1)), np.zeros((n, 17, 3), np.float32),
+                        [f"p{i}" for i in range(n)])
+
+
+def test_save_and_load_round_trip(tmp_path) -> None:
+    lb = _labels()
+    save_split(tmp_path / "s.npz", lb)
+    back = load_split(tmp_path / "s.npz")
+    for a in ("images", "joints", "visible", "boxes", "teacher"):
+        np.testing.assert_array_equal(getattr(back, a), getattr(lb, a))
+    assert back.sources == lb.sources
+    with pytest.raises(FileNotFoundError, match="pseudo_label"):
+        load_split(tmp_path / "missing.npz")
+
+
+@pytest.mark.parametrize("shift_px, want", [(0.0, 1.0), (50.0, 0.0)])
+def test_agreement_is_pck_against_the_teacher(shift_px, want) -> None:
+    lb = _labels()
+    targets = []
+    for i in range(1, len(lb)):  # person 0 has no right shoulder: not scored
+        s = make_sample(lb.images[i], lb.joints[i] + shift_px, np.ones(16, bool), lb.boxes[i], 64, 16,
+                        MPII16.flip_index)
+        targets.append(s.target)
+    it = iter(targets)
+
+    def run(x: np.ndarray) -> np.ndarray:  # heatmaps peaked at (shifted) teacher joints
+        return np.stack([next(it) for _ in range(len(x))])
+
+    res = teacher_agreement(run, lb, 64, 16, batch=2)
+    assert res["people"] == len(lb) - 1 and res["joints"] == 15 * (len(lb) - 1)
+    assert res["pck@0.2"] == pytest.approx(want, abs=1e-6)
+    assert res["per_joint"]["head_top"] is None
+
+
+def test_context_patch_maps_the_box_into_the_patch() -> None:
+    img = np.zeros((200, 300, 3), np.uint8)
+    patch, m = context_patch(img, np.array([100, 50, 140, 130], np.float64), 160, context=2.0)
+    assert patch.shape == (160, 160, 3)
+    from mca import heatmaps as H
+
+    corners = H.apply_affine(m, np.array([[100, 50], [140, 130]], np.float64))
+    np.testing.assert_allclose(corners[1, 1] - corners[0, 1], 80, atol=1e-6)  # 80 px tall box, 160 px for 2 x 80
+
+
+def test_dataset_items_match_the_synthetic_keys_and_never_weight_head_top() -> None:
+    pytest.importorskip("torch", reason="the training dataset needs PyTorch (the 'train' extra)")
+    from mca.data.pseudo_labels import PseudoLabelDataset
+
+    ds = PseudoLabelDataset(_labels(), 64, 16, length=12, seed=1)
+    assert len(ds) == 12
+    for i in range(12):
+        b = ds[i]
+        assert tuple(b["crop"].shape) == (64, 64, 3) and tuple(b["target"].shape) == (16, 16, 16)
+        assert float(b["weight"][MPII16.index("head_top")]) == 0.0
+    a, b = ds[0], ds[6]  # the same patch, different jitter
+    assert not np.array_equal(a["crop"].numpy(), b["crop"].numpy())

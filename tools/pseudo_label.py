@@ -1,0 +1,167 @@
+"""Pseudo-label real people with a teacher: SSDLite finds them, MoveNet thunder labels them, mapped to MPII-16.
+
+Frames are spread through vtest.avi (never consecutive); the contiguous last quarter of the video (after a
+gap) and the last two shared photos (sorted by name) are held out for evaluation, the rest is for training.
+Each detected person becomes a square patch around its box (grown 1.6x, so training can jitter scale and
+rotation) with the teacher's COCO-17 keypoints mapped to MPII-16 (see ``mca.data.pseudo_labels`` for the
+mapping; ``head_top`` is never labelled) and keypoints scoring >= ``--min-score`` kept as visible.
+Output (git-ignored): ``data/pseudo/{train,test}.npz`` and ``manifest.json``.
+
+Needs the converted teacher (``python tools/convert_movenet.py -o peers/``) and the project's runtime::
+
+    python tools/pseudo_label.py --out data/pseudo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from anywhere: the checkout's packages
+    sys.path.insert(0, str(ROOT))
+
+from mca import heatmaps as H  # noqa: E402
+from mca.data.pseudo_labels import (CONTEXT, COCO_TO_MPII, UPPER_NECK_FRACTION, PseudoLabels, coco_to_mpii,  # noqa: E402
+                                    save_split, split_frames)
+from realtime.types import Detections  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+SHARED = Path(os.environ.get("MCA_SHARED", ROOT.parent / "shared")) / "data"
+
+
+def label_people(image: np.ndarray, detector, teacher, source: str, args: argparse.Namespace) -> list[dict]:  # noqa: ANN001
+    """Every detected person of ``image`` that the teacher labels well enough, as patch-space records."""
+    dets = detector.detect(image)
+    out = []
+    for box, score in zip(dets.boxes, dets.scores):
+        if box[3] - box[1] < args.min_height:
+            continue
+        poses = teacher.estimate(image, Detections(box[None], np.array([score])))
+        kps, sc = poses.keypoints[0], poses.scores[0]
+        joints, vis = coco_to_mpii(kps, sc, args.min_score)
+        if vis.sum() < args.min_joints:
+            continue
+        patch, m = _patch(image, box, args.patch)
+        corners = H.apply_affine(m, box.reshape(2, 2).astype(np.float64)).reshape(4)
+        out.append({"image": patch, "joints": H.apply_affine(m, joints), "visible": vis, "box": corners,
+                    "teacher": np.concatenate([H.apply_affine(m, kps), sc[:, None]], 1), "source": source,
+                    "det_score": float(score), "box_frame": [round(float(v), 1) for v in box],
+                    "teacher_mean_score": float(sc.mean()), "visible_joints": int(vis.sum())})
+    return out
+
+
+def _patch(image: np.ndarray, box: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    from mca.data.pseudo_labels import context_patch
+
+    return context_patch(image, box.astype(np.float64), size, CONTEXT)
+
+
+def _stack(records: list[dict]) -> PseudoLabels:
+    if not records:
+        raise RuntimeError("no person was labelled; check the detector, teacher and --min-joints")
+    return PseudoLabels(np.stack([r["image"] for r in records]), np.stack([r["joints"] for r in records]).astype(np.float32),
+                        np.stack([r["visible"] for r in records]), np.stack([r["box"] for r in records]).astype(np.float32),
+                        np.stack([r["teacher"] for r in records]).astype(np.float32), [r["source"] for r in records])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Pseudo-label real people (SSDLite + MoveNet thunder, COCO-17 -> MPII-16).")
+    p.add_argument("--video", type=Path, default=SHARED / "real-video" / "vtest.avi")
+    p.add_argument("--photos", type=Path, nargs="*", default=None, help="photos (default: shared real-people/*.jpg)")
+    p.add_argument("--test-photos", type=int, default=2, help="the last N photos (by name) are held out")
+    p.add_argument("--train-frames", type=int, default=160, help="frames spread over the first 75%% of the video")
+    p.add_argument("--test-frames", type=int, default=50, help="frames spread over the held-out last 25%%")
+    p.add_argument("--holdout", type=float, default=0.25, help="held-out fraction at the end of the video")
+    p.add_argument("--gap", type=int, default=20, help="frames before the held-out part used by neither split")
+    p.add_argument("--detector", default="ssdlite", help="person detector: bundled name or ONNX")
+    p.add_argument("--teacher", type=Path, default=None, help="MoveNet thunder ONNX (default peers/movenet_thunder.onnx)")
+    p.add_argument("--min-score", type=float, default=0.3, help="teacher score for a keypoint to count as visible")
+    p.add_argument("--min-joints", type=int, default=8, help="visible MPII joints for a person to be kept")
+    p.add_argument("--min-height", type=float, default=40.0, help="smallest person box height (pixels)")
+    p.add_argument("--patch", type=int, default=192, help="stored patch size (pixels)")
+    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per model")
+    p.add_argument("--out", type=Path, default=ROOT / "data" / "pseudo", help="output folder (git-ignored)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    from realtime.detectors import PersonDetector
+    from realtime.models import ModelError, load_model, resolve_model
+    from realtime.peers import MoveNet, peer_path
+
+    try:
+        teacher_path = args.teacher or peer_path("thunder")
+        if not teacher_path.is_file():
+            raise FileNotFoundError(f"teacher {teacher_path} not found (python tools/convert_movenet.py -o peers/)")
+        if not args.video.is_file():
+            raise FileNotFoundError(f"video {args.video} not found (pass --video)")
+        photos = sorted(args.photos if args.photos is not None else (SHARED / "real-people").glob("*.jpg"))
+        det_path = resolve_model(args.detector, "detector")
+        detector = PersonDetector(load_model(det_path, backend="ort", threads=args.threads))
+        teacher = MoveNet(teacher_path, threads=args.threads)
+    except (FileNotFoundError, ModelError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    cap = cv2.VideoCapture(str(args.video))
+    n_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    train_idx, test_idx = split_frames(n_frames, args.train_frames, args.test_frames, args.holdout, args.gap)
+    want = {int(i): "train" for i in train_idx} | {int(i): "test" for i in test_idx}
+    records: dict[str, list[dict]] = {"train": [], "test": []}
+    i = 0
+    while want and i <= max(want):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if i in want:
+            records[want[i]] += label_people(frame, detector, teacher, f"{args.video.name}#{i}", args)
+        i += 1
+    cap.release()
+    n_test_photos = min(args.test_photos, len(photos))
+    for k, photo in enumerate(photos):
+        img = cv2.imread(str(photo))
+        if img is None:
+            print(f"error: cannot read {photo}", file=sys.stderr)
+            return 2
+        split = "test" if k >= len(photos) - n_test_photos else "train"
+        records[split] += label_people(img, detector, teacher, photo.name, args)
+    try:
+        splits = {s: _stack(r) for s, r in records.items()}
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    for s, lb in splits.items():
+        save_split(args.out / f"{s}.npz", lb)
+    manifest = {
+        "teacher": {"model": teacher_path.name, "source": teacher.backend.metadata.get("mca.source", "?"),
+                    "licence": teacher.backend.metadata.get("mca.licence", "?")},
+        "detector": det_path.name,
+        "video": args.video.name, "video_frames": n_frames,
+        "split": {"train_frames": [int(v) for v in train_idx], "test_frames": [int(v) for v in test_idx],
+                  "holdout": args.holdout, "gap": args.gap,
+                  "test_photos": [p.name for p in photos[len(photos) - n_test_photos:]],
+                  "train_photos": [p.name for p in photos[:len(photos) - n_test_photos]]},
+        "mapping": {"copied": COCO_TO_MPII, "pelvis": "mid hips", "thorax": "mid shoulders",
+                    "upper_neck": f"mid shoulders + {UPPER_NECK_FRACTION} x (nose - mid shoulders)",
+                    "head_top": "not mapped (always invisible, weight 0)"},
+        "min_score": args.min_score, "min_joints": args.min_joints, "min_height": args.min_height,
+        "patch": args.patch, "context": CONTEXT,
+        "counts": {s: len(lb) for s, lb in splits.items()},
+        "items": {s: [{k: v for k, v in r.items() if k in ("source", "det_score", "box_frame", "teacher_mean_score",
+                                                           "visible_joints")} for r in rs]
+                  for s, rs in records.items()},
+    }
+    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    print(f"wrote {args.out}: " + ", ".join(f"{s} {len(lb)} people" for s, lb in splits.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
