@@ -61,7 +61,7 @@ BUNDLED: dict[str, BundledModel] = {
         "detector", "person_ssdlite.onnx", "tools/convert_ssdlite.py (needs the 'tools' extra)",
         "SSDLite-MobileNet pedestrian detector for real footage (the default outside the demo)"),
 }
-DEFAULTS = {("pose", True): "mca_tiny_synth", ("pose", False): "mca_tiny_synth",
+DEFAULTS = {("pose", True): "mca_tiny_synth", ("pose", False): "mca_tiny_real",
             ("detector", True): "yolo_synth", ("detector", False): "ssdlite"}
 _MODEL_SUFFIXES = (".onnx", ".engine", ".trt", ".plan")
 

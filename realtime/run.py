@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = p.add_argument_group("models")
     m.add_argument("--pose", metavar="MODEL",
                    help="pose model: an ONNX from 'python -m engines.export', a TensorRT engine, or a bundled name "
-                        "(default: mca_tiny_synth)")
+                        "(default: mca_tiny_synth for the demo, mca_tiny_real for everything else)")
     m.add_argument("--detector", metavar="MODEL",
                    help="person detector: a YOLO (Ultralytics export) or SSD (TF, tf2onnx) ONNX or engine, or a "
                         "bundled name (default: yolo_synth for the demo, ssdlite for everything else); 'ground-truth' (demo "
