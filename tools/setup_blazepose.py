@@ -4,13 +4,13 @@ The ``mediapipe`` 0.10.21 wheel carries only ``pose_landmark_full.tflite`` (mode
 complexity 0 and 2 it would download ``pose_landmark_lite.tflite`` / ``pose_landmark_heavy.tflite`` from
 Google storage at first use.  This copies them instead from the npm package ``@mediapipe/pose``
 0.5.1675469404 (Apache-2.0, Google), which ships all three, into ``mediapipe/modules/pose_landmark/`` of
-the interpreter given by ``--python`` (a venv with mediapipe, e.g. /work/venv-mp)::
+the interpreter given by ``--python`` (a venv with mediapipe, e.g. .venv-mp)::
 
-    python -m venv /work/venv-mp
-    /work/venv-mp/bin/pip install --no-deps mediapipe==0.10.21
-    /work/venv-mp/bin/pip install "numpy<2" "protobuf<5" absl-py attrs flatbuffers matplotlib \
+    python -m venv .venv-mp
+    .venv-mp/bin/pip install --no-deps mediapipe==0.10.21
+    .venv-mp/bin/pip install "numpy<2" "protobuf<5" absl-py attrs flatbuffers matplotlib \
         "opencv-python-headless<4.12" sentencepiece
-    python tools/setup_blazepose.py --python /work/venv-mp/bin/python
+    python tools/setup_blazepose.py --python .venv-mp/bin/python
 
 The models are peers for benchmarks (``python -m realtime.bench_real --blazepose-python ...``) only.
 """
