@@ -9,18 +9,6 @@ from calibration.build import build_calibration_set, main as build_main, sample_
 from calibration.dataset import CalibrationError, CalibrationSet, iter_batches
 
 
-@pytest.fixture(scope="module")
-def small_pose(tmp_path_factory):
-    torch = pytest.importorskip("torch", reason="making the test model needs PyTorch")
-    import mca
-    from engines.export import export_pose
-
-    torch.manual_seed(0)
-    model = mca.create_model("mca_tiny", num_stacks=1, channels=16, last_stack_channels=16, stem_channels=16,
-                             part_attention_from=1).eval()
-    return export_pose(model, tmp_path_factory.mktemp("m") / "pose.onnx")
-
-
 def test_diversity_rule_drops_near_duplicates() -> None:
     rng = np.random.default_rng(0)
     base = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)

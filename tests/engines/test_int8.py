@@ -9,20 +9,12 @@ onnx = pytest.importorskip("onnx", reason="the rewrite edits ONNX graphs with th
 
 
 @pytest.fixture(scope="module")
-def qdq_pose(tmp_path_factory):
-    torch = pytest.importorskip("torch", reason="making the test model needs PyTorch")
-    import mca
+def qdq_pose(small_pose, tmp_path_factory):
     from calibration.build import build_calibration_set
     from calibration.quantize import quantize_qdq
-    from engines.export import export_pose
 
-    torch.manual_seed(0)
-    model = mca.create_model("mca_tiny", num_stacks=1, channels=16, last_stack_channels=16, stem_channels=16,
-                             part_attention_from=1).eval()
-    d = tmp_path_factory.mktemp("int8")
-    fp32 = export_pose(model, d / "pose.onnx")
-    cal = build_calibration_set(["synthetic:8"], fp32, None, 16, 50, 4.0, seed=1)
-    return fp32, quantize_qdq(fp32, cal, d / "pose.int8.onnx")
+    cal = build_calibration_set(["synthetic:8"], small_pose, None, 16, 50, 4.0, seed=1)
+    return small_pose, quantize_qdq(small_pose, cal, tmp_path_factory.mktemp("int8") / "pose.int8.onnx")
 
 
 def _zero_point_types(m) -> dict[str, set[int]]:
