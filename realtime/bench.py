@@ -259,7 +259,7 @@ def stage_times(video: Path, frames: list[Frame], detector: Any, pose: Any, out_
 
 def end_to_end(frames: list[Frame], detector: Any, pose: Any, out_dir: Path, total: int | None = None,
                on_frame: Callable[[int], None] | None = None) -> Any:
-    """The whole pipeline (three threads, MP4 + JSON out) over ``frames``; returns its Summary."""
+    """The whole pipeline (four threads, MP4 + JSON out) over ``frames``; returns its Summary."""
     from realtime.pipeline import Pipeline, PipelineConfig
 
     src = _ListSource(frames, total or len(frames), on_frame=on_frame)

@@ -3,7 +3,7 @@
 On ``vtest.avi`` (a street scene, 768x576, several pedestrians; ``--video`` for another) it times:
 
 - this project: ``realtime.pipeline.Pipeline`` with the SSDLite pedestrian detector and a bundled
-  pose model (MP4 + JSON out, its three threads);
+  pose model (MP4 + JSON out, its four threads);
 - MoveNet lightning, single pose on the whole (letterboxed) frame;
 - MoveNet multipose lightning on the whole frame (long side ``--multipose-size``);
 - MoveNet thunder on the SSDLite detector's person crops (detect, then one thunder run per person);
