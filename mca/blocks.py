@@ -2,8 +2,9 @@
 
 Each block mirrors one Lua layer of the authors' release (``layers/Residual.lua``,
 ``layers/ResidualPool.lua``, ``layers/AttentionPartsCRF.lua``); sub-module
-creation order follows the Lua graph so that a Torch7 model converts by walking
-both in order.
+creation order follows the Lua graph, except that ``PartAttention`` registers all its
+attention blocks before its heads where Lua builds attention-then-head per part
+(``mca.convert_t7.released_order`` walks it the Lua way).
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ graph's parametrised modules (``nn``/``cudnn`` ``SpatialConvolution``,
 graph's module order (``gModule.modules``, which nngraph fills in forward order;
 nested containers are walked depth first), clones that share their weights (the CRF
 kernel shared by the mean-field iterations) count once, and they are mapped in order
-onto the PyTorch model's convolutions and batch norms, which :mod:`mca.model` builds
-in the released graph's order.  Every tensor's shape is checked; a file that does not
+onto the PyTorch model's convolutions and batch norms in the released graph's order
+(:func:`released_order`: registration order except the part attention, which Lua builds
+attention-then-head per part).  Every tensor's shape is checked; a file that does not
 match the config is refused with the first mismatch named, before anything is written.
 """
 
@@ -25,7 +26,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["T7Error", "T7Module", "read_t7_modules", "load_into", "convert", "main"]
+__all__ = ["T7Error", "T7Module", "read_t7_modules", "released_order", "load_into", "convert", "main"]
 
 KINDS = {"SpatialConvolution": "conv", "SpatialConvolutionMM": "conv", "SpatialFullConvolution": "deconv",
          "SpatialBatchNormalization": "bn"}
@@ -84,6 +85,34 @@ def _array(x: Any) -> np.ndarray | None:
     return None if x is None or (isinstance(x, np.ndarray) and x.size == 0) else np.asarray(x, np.float32)
 
 
+def _load_deep(load: Any) -> Any:
+    """torchfile recurses once per nesting level, and an 8-stack nngraph nests thousands of levels deep
+    (each node holds its children): read in a thread with a large stack and a raised recursion limit."""
+    import threading
+
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = load()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            result["error"] = e
+
+    old_limit, old_stack = sys.getrecursionlimit(), threading.stack_size()
+    sys.setrecursionlimit(max(old_limit, 200_000))
+    try:
+        threading.stack_size(256 * 1024 * 1024)
+        t = threading.Thread(target=run, name="t7-read")
+        t.start()
+        t.join()
+    finally:
+        threading.stack_size(old_stack)
+        sys.setrecursionlimit(old_limit)
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
 def read_t7_modules(path: str | Path) -> list[T7Module]:
     """The parametrised modules of a Torch7 model file, in graph order, shared clones once."""
     try:
@@ -94,7 +123,7 @@ def read_t7_modules(path: str | Path) -> list[T7Module]:
     if not p.is_file():
         raise T7Error(f"no such file: {p}")
     try:
-        root = torchfile.load(str(p), utf8_decode_strings=True)
+        root = _load_deep(lambda: torchfile.load(str(p), utf8_decode_strings=True))
     except Exception as e:  # noqa: BLE001 - torchfile raises struct/Unicode/Value errors on garbage
         raise T7Error(f"{p} is not a readable Torch7 file ({type(e).__name__}: {str(e)[:120]})") from None
     if not hasattr(root, "_typename"):
@@ -125,18 +154,37 @@ def read_t7_modules(path: str | Path) -> list[T7Module]:
     return out
 
 
-def _targets(model: Any) -> list[tuple[str, Any, str]]:
+def released_order(model: Any) -> list[tuple[str, Any, str]]:
+    """The model's convolutions and batch norms in the Lua graph's order: registration order, except that
+    AttentionPartsCRF builds each part's attention and then its 1x1 head, part after part (the PyTorch
+    module registers all attention blocks, then all heads)."""
     import torch.nn as nn
 
+    from mca.blocks import PartAttention
+
     kinds = {nn.Conv2d: "conv", nn.ConvTranspose2d: "deconv", nn.BatchNorm2d: "bn"}
-    return [(n, m, kinds[type(m)]) for n, m in model.named_modules() if type(m) in kinds]
+    out: list[tuple[str, Any, str]] = []
+
+    def visit(prefix: str, m: Any) -> None:
+        if type(m) in kinds:
+            out.append((prefix, m, kinds[type(m)]))
+        elif isinstance(m, PartAttention):
+            for i, (att, head) in enumerate(zip(m.parts, m.heads)):
+                visit(f"{prefix}.parts.{i}", att)
+                visit(f"{prefix}.heads.{i}", head)
+        else:
+            for name, child in m.named_children():
+                visit(f"{prefix}.{name}" if prefix else name, child)
+
+    visit("", model)
+    return out
 
 
 def load_into(model: Any, modules: list[T7Module]) -> int:
     """Copy ``modules`` onto ``model`` in order; raises :class:`T7Error` at the first mismatch."""
     import torch
 
-    targets = _targets(model)
+    targets = released_order(model)
     if len(targets) != len(modules):
         raise T7Error(f"the file has {len(modules)} convolution/batch-norm modules, config {model.cfg.name} has "
                       f"{len(targets)}: not this model (try another --config or overrides)")

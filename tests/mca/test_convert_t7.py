@@ -12,7 +12,7 @@ pytest.importorskip("torchfile", reason="the converter reads .t7 with torchfile"
 
 import mca  # noqa: E402
 from mca.checkpoint import load_checkpoint  # noqa: E402
-from mca.convert_t7 import T7Error, convert, main, read_t7_modules  # noqa: E402
+from mca.convert_t7 import T7Error, convert, main, read_t7_modules, released_order  # noqa: E402
 from tests.mca import t7_writer as W  # noqa: E402
 
 SMALL = dict(num_stacks=2, channels=16, last_stack_channels=24, part_attention_from=1)
@@ -35,10 +35,13 @@ def _t(x: torch.Tensor) -> W.Tensor:
     return W.Tensor.of(x.detach().numpy())
 
 
-def _fixture(model, container: str = "gModule", old_conv_weights: bool = False, clones: int = 3) -> W.Obj:
-    """The model's modules as Torch7 objects, in its order, with ReLU/CAddTable between, like the released graph."""
+def _fixture(model, container: str = "gModule", old_conv_weights: bool = False, clones: int = 3,
+             order: str = "released") -> W.Obj:
+    """The model's modules as Torch7 objects in the Lua graph's order (or PyTorch's registration order), with
+    ReLU/CAddTable between, like the released graph."""
     mods: list[W.Obj] = []
-    for i, (name, m) in enumerate(model.named_modules()):
+    walk = ([(n, m) for n, m, _ in released_order(model)] if order == "released" else list(model.named_modules()))
+    for i, (name, m) in enumerate(walk):
         if isinstance(m, torch.nn.Conv2d):
             w = m.weight.detach().numpy()
             weight = W.Tensor.of(w.reshape(w.shape[0], -1) if old_conv_weights else w)
@@ -134,3 +137,14 @@ def test_not_a_model_file(tmp_path, content, match) -> None:
         p.write_bytes(content)
     with pytest.raises(T7Error, match=match):
         read_t7_modules(p)
+
+
+def test_part_attention_is_mapped_in_the_lua_order(tmp_path) -> None:
+    """Lua builds each part's attention then its head; a file in PyTorch's registration order must not load."""
+    src = _model(0)
+    order = [n for n, _, _ in released_order(src)]
+    first_head = next(i for i, n in enumerate(order) if ".heads." in n)
+    assert ".parts.0." in order[first_head - 1] and ".parts.1." in order[first_head + 1]
+    W.save(tmp_path / "model.t7", _fixture(src, order="registration"))
+    with pytest.raises(T7Error):
+        convert(tmp_path / "model.t7", tmp_path / "model.pt", "mca_tiny", **SMALL)
