@@ -29,7 +29,8 @@ __all__ = ["quantize_qdq", "quantize_detector", "latency_ms", "matching_nodes", 
 
 METHODS = ("minmax", "entropy", "percentile")
 # Name patterns of the graph's node groups (names come from the PyTorch module paths).
-GROUPS = {"attention": ["attention", "/parts."], "heads": ["/head/", "/heads."], "stem": ["/stem/"]}
+# The export fuses part attention into its stack's head (``/stacks.N/head/...``), so "attention" covers it too.
+GROUPS = {"attention": ["/attention/", "/parts.", "/head/"], "heads": ["/head/", "/heads."], "stem": ["/stem/"]}
 
 
 @contextlib.contextmanager
@@ -79,26 +80,40 @@ def quantize_qdq(fp32_onnx: str | Path, calib: CalibrationSet, out: str | Path, 
             b = next(self.it, None)
             return None if b is None else {"crops": b}
 
+    import onnx
+
+    from calibration.rewrite import (batchnorm_to_depthwise, input_prologue_nodes, tie_relu_input_scales,
+                                     upsample_as_expand)
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32_onnx), str(pre), skip_symbolic_shape=True)
+        pm = onnx.load(str(pre))
+        n_depthwise = batchnorm_to_depthwise(pm)  # the same function: checked in tests/calibration
+        n_upsample = upsample_as_expand(pm)
+        onnx.save(pm, str(pre))
         nodes = list(exclude or []) if exact else matching_nodes(pre, exclude or [])
+        if exact:  # names from the FP32 graph: a BatchNorm kept float is now its depthwise convolution
+            nodes += [f"{n}_depthwise" for n in nodes]
+        nodes += [n for n in input_prologue_nodes(pm) if n not in nodes]
         with _quiet_quantizer():
             quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=cal_method,
                             nodes_to_exclude=nodes,
                             extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
                                            "CalibMovingAverage": method == "minmax"})
-    import onnx
-
     m = onnx.load(str(out))
+    n_tied = tie_relu_input_scales(m)
     src_meta = {p.key: p.value for p in onnx.load(str(fp32_onnx)).metadata_props}
     set_metadata(m, {**src_meta, "mca.precision": "int8", "mca.quantization": json.dumps(
         {"method": method, "per_channel": per_channel, "excluded_patterns": exclude or [],
-         "excluded_nodes": len(nodes), "calibration_crops": int(len(calib.crops))})})
+         "excluded_nodes": len(nodes), "calibration_crops": int(len(calib.crops)),
+         "batchnorms_as_depthwise": n_depthwise, "upsamples_as_expand": n_upsample,
+         "relu_scales_tied": n_tied})})
     onnx.save(m, str(out))
+    log.info("%s: %d BatchNorms as depthwise convolutions, %d ReLU input scales tied", out.name, n_depthwise, n_tied)
     return out
 
 
@@ -126,6 +141,7 @@ def quantize_detector(fp32_onnx: str | Path, calib: CalibrationSet, out: str | P
 
     import onnx
 
+    from calibration.rewrite import upsample_as_expand
     from engines.export import set_metadata
 
     if calib.detector_inputs is None or not len(calib.detector_inputs):
@@ -155,7 +171,10 @@ def quantize_detector(fp32_onnx: str | Path, calib: CalibrationSet, out: str | P
         quant_pre_process(str(fp32_onnx), str(pre), skip_symbolic_shape=True)
         cal_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                       "percentile": CalibrationMethod.Percentile}[method]
-        keep_float = yolo_decode_nodes(onnx.load(str(pre)))
+        pm = onnx.load(str(pre))
+        n_upsample = upsample_as_expand(pm)  # the neck's nearest upsamples (uint8 Resize is slow on the CPU)
+        onnx.save(pm, str(pre))
+        keep_float = yolo_decode_nodes(pm)
         with _quiet_quantizer():
             quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=cal_method,
@@ -165,7 +184,8 @@ def quantize_detector(fp32_onnx: str | Path, calib: CalibrationSet, out: str | P
     set_metadata(m, {**{q.key: q.value for q in src.metadata_props}, "mca.precision": "int8",
                      "mca.quantization": json.dumps({"method": method, "per_channel": per_channel,
                                                      "calibration_frames": int(len(inputs)),
-                                                     "float_decode_nodes": len(keep_float)})})
+                                                     "float_decode_nodes": len(keep_float),
+                                                     "upsamples_as_expand": n_upsample})})
     onnx.save(m, str(out))
     return out
 

@@ -48,10 +48,37 @@ class ExportOptions:
     opset: int = OPSET
     source: str = "random-init"
     precision: str = "fp32"  # fp16: the graph converted to float16 (engines.fp16), I/O unchanged
+    deploy: bool = True  # fused part attention + flip folded into the stem; False: the module graph as it is
 
 
-def _pose_wrapper(model: "torch.nn.Module", attention_outputs: bool) -> "torch.nn.Module":
+def _pose_wrapper(model: "torch.nn.Module", attention_outputs: bool, deploy: bool = False,
+                  fuse_parts: bool = True) -> "torch.nn.Module":
+    """uint8 NHWC BGR crops -> the network's float input -> heatmaps (and attention maps).
+
+    ``deploy`` (what the export writes) computes the same function faster, on a copy:
+    part attention fused (:meth:`mca.blocks.PartAttention.forward_fused`; not with
+    ``fuse_parts=False``, the TensorRT plugin's per-module export) and the BGR->RGB
+    flip folded into the stem convolution's input channels (a negative-step Slice on the
+    input costs more than the first convolution in INT8).  ``verify_onnx`` checks the
+    exported graph against the plain model, so the rewrites are checked too.
+    """
+    import copy
+
     import torch
+
+    from mca.blocks import PartAttention
+
+    flip_in_graph = True
+    if deploy:
+        model = copy.deepcopy(model)
+        for m in model.modules():
+            if isinstance(m, PartAttention):
+                m.fused = fuse_parts
+        stem_conv = model.stem[0] if hasattr(model, "stem") else None
+        if isinstance(stem_conv, torch.nn.Conv2d) and stem_conv.in_channels == 3:
+            with torch.no_grad():
+                stem_conv.weight.copy_(stem_conv.weight.flip(1))
+            flip_in_graph = False
 
     class PoseGraph(torch.nn.Module):
         """uint8 NHWC BGR crops -> last stack's heatmaps (and attention maps)."""
@@ -61,7 +88,10 @@ def _pose_wrapper(model: "torch.nn.Module", attention_outputs: bool) -> "torch.n
             self.net = net
 
         def forward(self, crops: torch.Tensor) -> Any:
-            x = crops.to(torch.float32).flip(-1).permute(0, 3, 1, 2) * (1.0 / 255.0) - 0.5
+            x = crops.to(torch.float32)
+            if flip_in_graph:
+                x = x.flip(-1)
+            x = x.permute(0, 3, 1, 2) * (1.0 / 255.0) - 0.5
             out = self.net.forward_all(x)
             if not attention_outputs:
                 return out.heatmaps[-1]
@@ -164,6 +194,8 @@ def _metadata(cfg: Any, opts: ExportOptions) -> dict[str, str]:
         "mca.input_dtype": "uint8",
         "mca.input_channels": "BGR",
         "mca.attention": "custom_op" if opts.custom_op else "decomposed",
+        # deploy: part attention fused into K-channel layers, BGR->RGB folded into the stem (same function)
+        "mca.graph": ("deploy" if not opts.custom_op else "deploy-unfused-parts") if opts.deploy else "module",
         "mca.precision": "fp32",
         "mca.source": opts.source,
     }
@@ -239,7 +271,8 @@ def export_pose(model: "torch.nn.Module", out: str | Path, opts: ExportOptions =
     cfg = model.cfg  # type: ignore[attr-defined]
     net = copy.deepcopy(model).eval().cpu()
     n_custom = _patch_attention_as_custom_op(net) if opts.custom_op else 0
-    graph = _pose_wrapper(net, opts.attention_outputs)
+    # The TensorRT plugin replaces each AttentionIter, so part attention stays unfused for it.
+    graph = _pose_wrapper(net, opts.attention_outputs, deploy=opts.deploy, fuse_parts=not opts.custom_op)
     s = cfg.input_size
     dummy = torch.zeros(2, s, s, 3, dtype=torch.uint8)
     names = ["heatmaps"]

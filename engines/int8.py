@@ -14,6 +14,14 @@ So rewriting the activation zero points (never the weights') from int8 0 to uint
 128 changes no number and lets ONNX Runtime fuse every convolution.  This happens in
 memory when :class:`engines.ort.OrtBackend` loads an INT8 model on the CPU; the
 file on disk (and TensorRT's view of it) stays the symmetric int8 one.
+
+ReLUs are the second step (:func:`relu_outputs_to_zero_point_0`): ONNX Runtime drops a
+``Relu -> QuantizeLinear`` ReLU only when the zero point is the type's minimum (uint8
+0), so a ReLU output's pair goes to uint8 zero point 0 with the same scale, and the
+pair before the ReLU (tied to the same scale by ``calibration.quantize``) is dropped;
+each convolution then runs with its ReLU in one integer kernel.  The one difference
+from the file: a ReLU output above 127 steps (beyond the calibrated range) saturates at
+255 steps instead of 127, i.e. closer to float.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["activations_to_uint8", "int8_activation_nodes"]
+__all__ = ["activations_to_uint8", "int8_activation_nodes", "relu_outputs_to_zero_point_0"]
 
 _INT8, _UINT8 = 3, 2  # onnx.TensorProto.INT8, UINT8
 
@@ -77,3 +85,81 @@ def activations_to_uint8(model: Any) -> int:
     model.graph.value_info.extend(keep)
     log.debug("%d activation Q/DQ nodes moved to uint8 (zero point 128)", len(nodes))
     return len(nodes)
+
+
+# Ops that copy or select values: a non-negative input stays non-negative, so zero point 0 can pass through.
+_PASS_THROUGH = ("MaxPool", "Resize", "Reshape", "Transpose", "Flatten")
+
+
+def relu_outputs_to_zero_point_0(model: Any) -> int:
+    """After :func:`activations_to_uint8`: ReLU outputs (and what pooling/upsampling passes on) to uint8 zero point 0.
+
+    Also removes the ``Q -> DQ`` pair in front of a ReLU when it has the scale of the pair
+    after it (exact, see :func:`calibration.rewrite.tie_relu_input_scales`).  Returns the
+    number of ReLU outputs changed.
+    """
+    from onnx import numpy_helper
+
+    def maps() -> tuple[dict[str, Any], dict[str, list[Any]]]:
+        producer = {o: n for n in model.graph.node for o in n.output}
+        consumers: dict[str, list[Any]] = {}
+        for n in model.graph.node:
+            for i in n.input:
+                consumers.setdefault(i, []).append(n)
+        return producer, consumers
+
+    zero = "mca_u8_zero_point_relu"
+    inits = {t.name: t for t in model.graph.initializer}
+
+    def is_u8(name: str) -> bool:
+        return name in inits and inits[name].data_type == _UINT8
+
+    def to_zero(q: Any, readers: list[Any]) -> None:
+        q.input[2] = zero
+        for r in readers:
+            r.input[2] = zero
+
+    producer, consumers = maps()
+    changed, drop = 0, set()
+    for r in model.graph.node:
+        if r.op_type != "Relu":
+            continue
+        outs = consumers.get(r.output[0], [])
+        if len(outs) != 1 or outs[0].op_type != "QuantizeLinear" or len(outs[0].input) < 3:
+            continue
+        q2 = outs[0]
+        readers = consumers.get(q2.output[0], [])
+        if not is_u8(q2.input[2]) or not all(x.op_type == "DequantizeLinear" for x in readers):
+            continue
+        dq1 = producer.get(r.input[0])
+        q1 = producer.get(dq1.input[0]) if dq1 is not None and dq1.op_type == "DequantizeLinear" else None
+        if (q1 is not None and q1.op_type == "QuantizeLinear" and q1.input[1:3] == q2.input[1:3]
+                and len(consumers.get(q1.output[0], [])) == 1 and len(consumers.get(dq1.output[0], [])) == 1):
+            r.input[0] = q1.input[0]
+            drop.update((id(q1), id(dq1)))
+        to_zero(q2, readers)
+        changed += 1
+    grew = True
+    while grew:
+        grew = False
+        producer, consumers = maps()
+        for n in model.graph.node:
+            if n.op_type not in _PASS_THROUGH:
+                continue
+            dq, outs = producer.get(n.input[0]), consumers.get(n.output[0], [])
+            if dq is None or dq.op_type != "DequantizeLinear" or len(dq.input) < 3 or dq.input[2] != zero:
+                continue
+            if len(outs) != 1 or outs[0].op_type != "QuantizeLinear" or outs[0].input[2] == zero:
+                continue
+            readers = consumers.get(outs[0].output[0], [])
+            if outs[0].input[1] == dq.input[1] and all(x.op_type == "DequantizeLinear" for x in readers):
+                to_zero(outs[0], readers)
+                grew = True
+    if changed and zero not in inits:
+        model.graph.initializer.append(numpy_helper.from_array(np.array(0, np.uint8), zero))
+    if drop:
+        keep = [n for n in model.graph.node if id(n) not in drop]
+        del model.graph.node[:]
+        model.graph.node.extend(keep)
+    log.debug("%d ReLU outputs at uint8 zero point 0, %d Q/DQ pairs before them dropped", changed, len(drop) // 2)
+    return changed

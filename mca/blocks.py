@@ -103,14 +103,44 @@ class AttentionIter(nn.Module):
 
 
 class PartAttention(nn.Module):
-    """K independent attention modules, each followed by its own 1x1 conv -> K heatmaps."""
+    """K independent attention modules, each followed by its own 1x1 conv -> K heatmaps.
+
+    ``fused`` (set by the ONNX export, off for training) computes the same function as
+    three K-channel layers instead of K one-channel ones, see :meth:`forward_fused`.
+    """
 
     def __init__(self, channels: int, num_parts: int, kernel_size: int = 11, iterations: int = 3) -> None:
         super().__init__()
         self.parts = nn.ModuleList(AttentionIter(channels, kernel_size, iterations) for _ in range(num_parts))
         self.heads = nn.ModuleList(nn.Conv2d(channels, 1, 1) for _ in range(num_parts))
+        self.fused = False
+
+    def forward_fused(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The K parts at once, equal to :meth:`forward` up to float rounding.
+
+        Part k's map is ``q_k`` (one channel) and its heatmap ``head_k(x * q_k)``; a 1x1
+        head is linear over channels, so ``head_k(x * q_k) = q_k * (w_k . x) + b_k``.
+        So: one C->K 3x3 conv for every ``U``, one depthwise K->K LxL conv per CRF
+        iteration, one C->K 1x1 conv for the heads, and a K-channel product, instead of
+        K one-channel convolutions (each padded to a full SIMD block by ONNX Runtime,
+        and a tiny im2col GEMM in INT8) and K C-channel products.
+        """
+        uw = torch.cat([a.u_conv.weight for a in self.parts])
+        ub = torch.cat([a.u_conv.bias for a in self.parts])
+        kw = torch.cat([a.crf_kernel.weight for a in self.parts])
+        kb = torch.cat([a.crf_kernel.bias for a in self.parts])
+        hw = torch.cat([h.weight for h in self.heads])
+        hb = torch.cat([h.bias for h in self.heads])
+        k, pad = len(self.parts), self.parts[0].crf_kernel.kernel_size[0] // 2
+        u = F.conv2d(x, uw, ub, padding=1)
+        q = u
+        for _ in range(self.parts[0].iterations):
+            q = torch.sigmoid(u + F.conv2d(q, kw, kb, padding=pad, groups=k))
+        return F.conv2d(x, hw) * q + hb.view(1, k, 1, 1), q
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if self.fused:
+            return self.forward_fused(x)
         outs, maps = [], []
         for att, head in zip(self.parts, self.heads):
             feat, q = att(x)

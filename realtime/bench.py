@@ -144,7 +144,7 @@ class TorchPoseBackend:
         else:  # random weights of the ONNX's own config: the same arithmetic, so the same speed
             cfg = json.loads(onnx_backend.metadata["mca.config_json"])
             model = create_model(cfg.pop("name"), **{k: v for k, v in cfg.items() if k in MCAConfig.__dataclass_fields__})
-        self._net = _pose_wrapper(model.eval(), attention_outputs=len(onnx_backend.outputs) > 1)
+        self._net = _pose_wrapper(model.eval(), attention_outputs=len(onnx_backend.outputs) > 1, deploy=True)
         self._torch = torch
         self.path, self.metadata = onnx_backend.path, onnx_backend.metadata
         self.inputs, self.outputs, self.input = onnx_backend.inputs, onnx_backend.outputs, onnx_backend.input

@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch", reason="export tests need PyTorch (the 'tra
 import mca  # noqa: E402
 from engines.export import CUSTOM_DOMAIN, main as export_main, verify_onnx  # noqa: E402
 from engines.ort import OrtBackend, read_onnx_metadata  # noqa: E402
+from tests.engines.conftest import randomized_model  # noqa: E402
 
 TOL = 1e-4  # FP32 export tolerance (max abs error on heatmaps)
 
@@ -176,3 +177,24 @@ def test_yolo_export_without_ultralytics_is_a_clear_error(tmp_path, capsys) -> N
     w.write_bytes(b"x")
     assert export_main(["--yolo", str(w), "-o", str(tmp_path / "y.onnx")]) == 2
     assert "'yolo' extra" in capsys.readouterr().err
+
+
+def test_deploy_graph_is_the_module_graph_with_fewer_nodes(tmp_path) -> None:
+    """Fused part attention and the flip folded into the stem: same outputs, fewer convolutions, no input Slice."""
+    import onnx
+
+    from engines.export import ExportOptions, export_pose
+
+    model = randomized_model("mca_tiny", seed=3)
+    dep = export_pose(model, tmp_path / "deploy.onnx", ExportOptions(attention_outputs=True))
+    mod = export_pose(model, tmp_path / "module.onnx", ExportOptions(attention_outputs=True, deploy=False))
+    crops = np.random.default_rng(0).integers(0, 256, (2, 128, 128, 3), dtype=np.uint8)
+    for a, b in zip(OrtBackend(dep).run(crops), OrtBackend(mod).run(crops)):
+        assert a.shape == b.shape and np.abs(a - b).max() <= TOL
+    ops = {p: [n.op_type for n in onnx.load(str(p)).graph.node] for p in (dep, mod)}
+    k = model.cfg.num_joints
+    # per part: u_conv + 3 CRF convs + head -> one of each for all K parts
+    assert ops[mod].count("Conv") - ops[dep].count("Conv") == (k - 1) * (2 + model.cfg.crf_iterations)
+    assert "Slice" in ops[mod] and "Slice" not in ops[dep]
+    meta = {p.key: p.value for p in onnx.load(str(dep)).metadata_props}
+    assert meta["mca.graph"] == "deploy"

@@ -73,3 +73,32 @@ def test_cpu_backend_fuses_integer_convolutions_and_keeps_the_numbers(qdq_pose, 
     ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
     ops = [n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node]
     assert ops.count("QLinearConv") > 0.9 * sum(op in ("Conv", "QLinearConv") for op in ops)
+
+
+def test_relus_fuse_into_integer_kernels_and_the_graph_stays_integer(qdq_pose, tmp_path) -> None:
+    """ReLU outputs at uint8 zero point 0: ONNX Runtime drops every ReLU and runs the chain without float islands."""
+    import json
+
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from engines.int8 import activations_to_uint8, relu_outputs_to_zero_point_0
+
+    m = onnx.load(str(qdq_pose[1]))
+    meta = json.loads({p.key: p.value for p in m.metadata_props}["mca.quantization"])
+    assert meta["relu_scales_tied"] > 0 and meta["batchnorms_as_depthwise"] > 0 and meta["upsamples_as_expand"] > 0
+    activations_to_uint8(m)
+    n = relu_outputs_to_zero_point_0(m)
+    assert n == sum(node.op_type == "Relu" for node in onnx.load(str(qdq_pose[1])).graph.node)
+    inits = {t.name: t for t in m.graph.initializer}
+    producer = {o: node for node in m.graph.node for o in node.output}
+    for node in m.graph.node:  # zero point 0 only where the values cannot be negative
+        if node.op_type == "QuantizeLinear" and node.input[2] in inits and not numpy_helper.to_array(
+                inits[node.input[2]]).any() and node.input[0] not in inits:
+            assert producer[node.input[0]].op_type in ("Relu", "MaxPool", "Resize", "Reshape", "Transpose", "Flatten")
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    ops = [node.op_type for node in onnx.load(str(tmp_path / "opt.onnx")).graph.node]
+    assert "Relu" not in ops and "Conv" not in ops and "BatchNormalization" not in ops and "Resize" not in ops
+    assert ops.count("DequantizeLinear") <= 0.1 * ops.count("QLinearConv"), "float islands left in the chain"

@@ -179,3 +179,24 @@ def test_bad_input_shape_is_clear() -> None:
     model = MCANet(mca.get_config("mca_tiny"))
     with pytest.raises(ValueError, match="expected input"):
         model(torch.randn(1, 1, 128, 128))
+
+
+def _part_attention_names() -> list[str]:
+    return [n for n in mca.list_models() if mca.get_config(n).part_attention_from < mca.get_config(n).num_stacks]
+
+
+@pytest.mark.parametrize("name", _part_attention_names())
+def test_fused_part_attention_equals_the_per_part_modules(name: str) -> None:
+    """The export's K-channel form computes what the K separate Lua-style modules compute."""
+    cfg = mca.get_config(name)
+    torch.manual_seed(0)
+    pa = PartAttention(cfg.last_stack_channels, cfg.num_joints, cfg.attention_kernel, cfg.crf_iterations).eval()
+    for p in pa.parameters():  # default init leaves the CRF near-linear; spread the maps over (0, 1)
+        p.data.normal_(0, 0.3)
+    x = torch.randn(2, cfg.last_stack_channels, 16, 16)
+    ref_out, ref_maps = pa(x)
+    pa.fused = True
+    out, maps = pa(x)
+    assert out.shape == ref_out.shape and maps.shape == ref_maps.shape == (2, cfg.num_joints, 16, 16)
+    assert torch.allclose(maps, ref_maps, atol=1e-5) and torch.allclose(out, ref_out, atol=1e-4)
+    assert 0.05 < float(maps.std()), "maps spread out, so the comparison means something"

@@ -1,0 +1,170 @@
+"""Graph rewrites around quantization that change no number but let INT8 kernels chain.
+
+ONNX Runtime (CPU) and TensorRT both run a Q/DQ graph fastest when every tensor
+stays integer from one convolution to the next.  Three things in the MCA graph
+broke that chain (measured with ONNX Runtime's profiler on the bundled model):
+
+- the pre-activation BatchNorm after every residual addition cannot be folded into
+  a convolution, so each became a float island (dequantize, normalise, ReLU,
+  quantize, two layout transposes): :func:`batchnorm_to_depthwise` turns it into
+  the equal 1x1 depthwise convolution, which quantizes like any other;
+- with symmetric activations the quantizer keeps every ReLU between two Q/DQ
+  pairs of different scales: :func:`tie_relu_input_scales` gives the pair before
+  a ReLU the scale of the pair after it, which is exact (the ReLU discards what
+  the first pair represents below zero) and lets the backends fuse the ReLU;
+- the uint8 -> float input normalisation quantized step by step loses a bit of
+  the 8-bit input: :func:`input_prologue_nodes` names those nodes to keep float.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+import numpy as np
+
+__all__ = ["batchnorm_to_depthwise", "tie_relu_input_scales", "input_prologue_nodes"]
+
+
+def _maps(model: Any) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    producer = {o: n for n in model.graph.node for o in n.output}
+    consumers: dict[str, list[Any]] = collections.defaultdict(list)
+    for n in model.graph.node:
+        for i in n.input:
+            consumers[i].append(n)
+    return producer, consumers
+
+
+def batchnorm_to_depthwise(model: Any) -> int:
+    """Replace every inference BatchNormalization by ``Conv(group=C, 1x1)`` with the folded scale and shift.
+
+    Run after ONNX Runtime's pre-processing (which already folded each Conv->BN pair);
+    what is left normalises a residual sum.  Returns the number of nodes replaced.
+    """
+    from onnx import helper, numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+
+    def const(name: str) -> np.ndarray | None:
+        if name in inits:
+            return numpy_helper.to_array(inits[name])
+        p = producer.get(name)
+        if p is not None and p.op_type == "Identity" and p.input[0] in inits:
+            return numpy_helper.to_array(inits[p.input[0]])
+        return None
+
+    nodes, done = [], 0
+    for n in model.graph.node:
+        params = [const(i) for i in n.input[1:5]] if n.op_type == "BatchNormalization" else []
+        if (n.op_type != "BatchNormalization" or any(p is None for p in params)
+                or any(o for o in n.output[1:])):  # training-mode outputs: leave it
+            nodes.append(n)
+            continue
+        eps = next((a.f for a in n.attribute if a.name == "epsilon"), 1e-5)
+        gamma, beta, mean, var = (p.astype(np.float64) for p in params)  # type: ignore[union-attr]
+        scale = gamma / np.sqrt(var + eps)
+        w = numpy_helper.from_array(scale.reshape(-1, 1, 1, 1).astype(np.float32), f"{n.name}_depthwise_w")
+        b = numpy_helper.from_array((beta - mean * scale).astype(np.float32), f"{n.name}_depthwise_b")
+        model.graph.initializer.extend([w, b])
+        nodes.append(helper.make_node("Conv", [n.input[0], w.name, b.name], [n.output[0]],
+                                      name=f"{n.name}_depthwise", group=len(scale), kernel_shape=[1, 1]))
+        done += 1
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return done
+
+
+def tie_relu_input_scales(model: Any) -> int:
+    """``X -> Q1 -> DQ1 -> Relu -> Q2``: give Q1/DQ1 the scale (and zero point) of Q2.
+
+    Only where DQ1 feeds the ReLU alone.  Exact: ``relu(dq(q(x, s2)))`` equals
+    ``dq(q(relu(x), s2))`` whatever Q1's scale was, because the ReLU zeroes every
+    value the wider first scale covered below zero.  Returns the number of pairs tied.
+    """
+    producer, consumers = _maps(model)
+    tied = 0
+    for r in model.graph.node:
+        if r.op_type != "Relu":
+            continue
+        dq1, outs = producer.get(r.input[0]), consumers[r.output[0]]
+        if dq1 is None or dq1.op_type != "DequantizeLinear" or len(consumers[dq1.output[0]]) != 1:
+            continue
+        q1 = producer.get(dq1.input[0])
+        if q1 is None or q1.op_type != "QuantizeLinear" or len(consumers[q1.output[0]]) != 1:
+            continue
+        if len(outs) != 1 or outs[0].op_type != "QuantizeLinear" or len(outs[0].input) < 3 or len(q1.input) < 3:
+            continue
+        q2 = outs[0]
+        if (q1.input[1], q1.input[2]) != (q2.input[1], q2.input[2]):
+            q1.input[1] = dq1.input[1] = q2.input[1]
+            q1.input[2] = dq1.input[2] = q2.input[2]
+            tied += 1
+    return tied
+
+
+def input_prologue_nodes(model: Any) -> list[str]:
+    """Names of the nodes that run before the first convolution (the uint8 -> float normalisation)."""
+    names = []
+    for n in model.graph.node:
+        if n.op_type in ("Conv", "ConvTranspose"):
+            break
+        if n.name and n.op_type not in ("Identity", "Constant"):
+            names.append(n.name)
+    return names
+
+
+def _static_shape(model: Any, name: str) -> list[int] | None:
+    for vi in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output):
+        if vi.name == name:
+            dims = vi.type.tensor_type.shape.dim
+            return [d.dim_value if d.HasField("dim_value") else -1 for d in dims]
+    return None
+
+
+def upsample_as_expand(model: Any) -> int:
+    """Nearest 2x ``Resize`` -> ``Transpose, Reshape, Expand, Reshape, Transpose`` (the same values).
+
+    ONNX Runtime's uint8 Resize runs channels-last at about 1 byte/ns (288 us for a
+    4x32x32x64 output here); a broadcast copy in NHWC order takes 6 us, and the two
+    transposes cancel against the ones ONNX Runtime puts around its NHWC integer
+    kernels.  Needs the input's static C, H, W (from shape inference).
+    """
+    from onnx import helper, numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+
+    def const(name: str) -> np.ndarray | None:
+        if name in inits:
+            return numpy_helper.to_array(inits[name])
+        p = producer.get(name)
+        if p is not None and p.op_type == "Constant":
+            return numpy_helper.to_array(p.attribute[0].t)
+        return None
+
+    nodes, done = [], 0
+    for n in model.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        scales = const(n.input[2]) if n.op_type == "Resize" and len(n.input) > 2 and n.input[2] else None
+        shape = _static_shape(model, n.input[0]) if scales is not None else None
+        if (scales is None or list(scales) != [1, 1, 2, 2] or attrs.get("mode") != b"nearest"
+                or attrs.get("coordinate_transformation_mode", b"half_pixel") != b"asymmetric"
+                or attrs.get("nearest_mode", b"round_prefer_floor") != b"floor"
+                or shape is None or len(shape) != 4 or min(shape[1:]) <= 0):
+            nodes.append(n)
+            continue
+        _, c, h, w = shape
+        p = f"{n.name}_expand"
+        for name, value in ((f"{p}_s6", [0, h, 1, w, 1, c]), (f"{p}_e6", [1, 1, 2, 1, 2, 1]),
+                            (f"{p}_s4", [0, 2 * h, 2 * w, c])):
+            model.graph.initializer.append(numpy_helper.from_array(np.array(value, np.int64), name))
+        nodes += [helper.make_node("Transpose", [n.input[0]], [f"{p}_nhwc"], name=f"{p}/to_nhwc", perm=[0, 2, 3, 1]),
+                  helper.make_node("Reshape", [f"{p}_nhwc", f"{p}_s6"], [f"{p}_r6"], name=f"{p}/split"),
+                  helper.make_node("Expand", [f"{p}_r6", f"{p}_e6"], [f"{p}_x6"], name=f"{p}/copy"),
+                  helper.make_node("Reshape", [f"{p}_x6", f"{p}_s4"], [f"{p}_r4"], name=f"{p}/merge"),
+                  helper.make_node("Transpose", [f"{p}_r4"], [n.output[0]], name=f"{p}/to_nchw", perm=[0, 3, 1, 2])]
+        done += 1
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return done
