@@ -56,10 +56,12 @@ def matching_nodes(onnx_path: str | Path, patterns: list[str]) -> list[str]:
 
 def quantize_qdq(fp32_onnx: str | Path, calib: CalibrationSet, out: str | Path, method: str = "minmax",
                  exclude: list[str] | None = None, per_channel: bool = True, batch: int = 16,
-                 exact: bool = False) -> Path:
+                 exact: bool = False, single_channel_float: bool = True) -> Path:
     """Static Q/DQ INT8 quantization of a pose model (uint8 crops in) with the given calibration crops.
 
     ``exclude``: node name substrings to keep in float (``exact``: whole node names).
+    ``single_channel_float``: keep the one-channel CRF iterations float (faster, see
+    :func:`calibration.rewrite.single_channel_nodes`).
     """
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
@@ -82,8 +84,8 @@ def quantize_qdq(fp32_onnx: str | Path, calib: CalibrationSet, out: str | Path, 
 
     import onnx
 
-    from calibration.rewrite import (batchnorm_to_depthwise, input_prologue_nodes, tie_relu_input_scales,
-                                     upsample_as_expand)
+    from calibration.rewrite import (batchnorm_to_depthwise, input_prologue_nodes, single_channel_nodes,
+                                     tie_relu_input_scales)
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -92,12 +94,12 @@ def quantize_qdq(fp32_onnx: str | Path, calib: CalibrationSet, out: str | Path, 
         quant_pre_process(str(fp32_onnx), str(pre), skip_symbolic_shape=True)
         pm = onnx.load(str(pre))
         n_depthwise = batchnorm_to_depthwise(pm)  # the same function: checked in tests/calibration
-        n_upsample = upsample_as_expand(pm)
         onnx.save(pm, str(pre))
         nodes = list(exclude or []) if exact else matching_nodes(pre, exclude or [])
         if exact:  # names from the FP32 graph: a BatchNorm kept float is now its depthwise convolution
             nodes += [f"{n}_depthwise" for n in nodes]
-        nodes += [n for n in input_prologue_nodes(pm) if n not in nodes]
+        float_by_default = input_prologue_nodes(pm) + (single_channel_nodes(pm) if single_channel_float else [])
+        nodes += [n for n in float_by_default if n not in nodes]
         with _quiet_quantizer():
             quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=cal_method,
@@ -109,9 +111,9 @@ def quantize_qdq(fp32_onnx: str | Path, calib: CalibrationSet, out: str | Path, 
     src_meta = {p.key: p.value for p in onnx.load(str(fp32_onnx)).metadata_props}
     set_metadata(m, {**src_meta, "mca.precision": "int8", "mca.quantization": json.dumps(
         {"method": method, "per_channel": per_channel, "excluded_patterns": exclude or [],
-         "excluded_nodes": len(nodes), "calibration_crops": int(len(calib.crops)),
-         "batchnorms_as_depthwise": n_depthwise, "upsamples_as_expand": n_upsample,
-         "relu_scales_tied": n_tied})})
+         "excluded_nodes": len(nodes), "single_channel_float": single_channel_float,
+         "calibration_crops": int(len(calib.crops)),
+         "batchnorms_as_depthwise": n_depthwise, "relu_scales_tied": n_tied})})
     onnx.save(m, str(out))
     log.info("%s: %d BatchNorms as depthwise convolutions, %d ReLU input scales tied", out.name, n_depthwise, n_tied)
     return out
@@ -141,7 +143,6 @@ def quantize_detector(fp32_onnx: str | Path, calib: CalibrationSet, out: str | P
 
     import onnx
 
-    from calibration.rewrite import upsample_as_expand
     from engines.export import set_metadata
 
     if calib.detector_inputs is None or not len(calib.detector_inputs):
@@ -171,10 +172,7 @@ def quantize_detector(fp32_onnx: str | Path, calib: CalibrationSet, out: str | P
         quant_pre_process(str(fp32_onnx), str(pre), skip_symbolic_shape=True)
         cal_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                       "percentile": CalibrationMethod.Percentile}[method]
-        pm = onnx.load(str(pre))
-        n_upsample = upsample_as_expand(pm)  # the neck's nearest upsamples (uint8 Resize is slow on the CPU)
-        onnx.save(pm, str(pre))
-        keep_float = yolo_decode_nodes(pm)
+        keep_float = yolo_decode_nodes(onnx.load(str(pre)))
         with _quiet_quantizer():
             quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=cal_method,
@@ -184,8 +182,7 @@ def quantize_detector(fp32_onnx: str | Path, calib: CalibrationSet, out: str | P
     set_metadata(m, {**{q.key: q.value for q in src.metadata_props}, "mca.precision": "int8",
                      "mca.quantization": json.dumps({"method": method, "per_channel": per_channel,
                                                      "calibration_frames": int(len(inputs)),
-                                                     "float_decode_nodes": len(keep_float),
-                                                     "upsamples_as_expand": n_upsample})})
+                                                     "float_decode_nodes": len(keep_float)})})
     onnx.save(m, str(out))
     return out
 
@@ -242,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-float", nargs="*", default=[], metavar="GROUP_OR_PATTERN",
                    help=f"node groups ({', '.join(GROUPS)}) or name substrings to keep in float")
     p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weights")
+    p.add_argument("--all-int8", action="store_true",
+                   help="also quantize the one-channel CRF iterations (kept float by default: ONNX Runtime's integer "
+                        "kernels are slower than float ones on one-channel maps)")
     p.add_argument("--compare", action="store_true",
                    help="measure INT8 against FP32: accuracy on held-out synthetic data (pose: PCK@0.2 and keypoint "
                         "disagreement; detector: AP50) and ONNX Runtime latency on this machine")
@@ -261,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
             out = quantize_detector(args.onnx, calib, args.output, args.method, not args.per_tensor)
         else:
             patterns = [q for g in args.keep_float for q in GROUPS.get(g, [g])]
-            out = quantize_qdq(args.onnx, calib, args.output, args.method, patterns, not args.per_tensor)
+            out = quantize_qdq(args.onnx, calib, args.output, args.method, patterns, not args.per_tensor,
+                               single_channel_float=not args.all_int8)
     except CalibrationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -14,6 +14,10 @@ broke that chain (measured with ONNX Runtime's profiler on the bundled model):
   the first pair represents below zero) and lets the backends fuse the ReLU;
 - the uint8 -> float input normalisation quantized step by step loses a bit of
   the 8-bit input: :func:`input_prologue_nodes` names those nodes to keep float.
+
+What helps only ONNX Runtime's CPU kernels (uint8 activations, ReLU fusion, nearest
+upsampling as a broadcast copy) happens in memory at load time (:mod:`engines.int8`),
+so the file stays the one TensorRT builds from.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["batchnorm_to_depthwise", "tie_relu_input_scales", "input_prologue_nodes"]
+__all__ = ["batchnorm_to_depthwise", "tie_relu_input_scales", "input_prologue_nodes", "single_channel_nodes"]
 
 
 def _maps(model: Any) -> tuple[dict[str, Any], dict[str, list[Any]]]:
@@ -122,49 +126,16 @@ def _static_shape(model: Any, name: str) -> list[int] | None:
     return None
 
 
-def upsample_as_expand(model: Any) -> int:
-    """Nearest 2x ``Resize`` -> ``Transpose, Reshape, Expand, Reshape, Transpose`` (the same values).
+def single_channel_nodes(model: Any) -> list[str]:
+    """Nodes that read and write one-channel 4-D maps: the holistic CRF attention's iterations.
 
-    ONNX Runtime's uint8 Resize runs channels-last at about 1 byte/ns (288 us for a
-    4x32x32x64 output here); a broadcast copy in NHWC order takes 6 us, and the two
-    transposes cancel against the ones ONNX Runtime puts around its NHWC integer
-    kernels.  Needs the input's static C, H, W (from shape inference).
+    ONNX Runtime's integer convolution with one input channel is about 4x slower than
+    the float one (138 vs 32 us for a 5x5 kernel on 4x32x32 here: an im2col GEMM with a
+    one-wide output), and the maps are tiny, so these stay float by default.
     """
-    from onnx import helper, numpy_helper
+    def channels(name: str) -> int | None:
+        shape = _static_shape(model, name)
+        return shape[1] if shape is not None and len(shape) == 4 and shape[1] > 0 else None
 
-    inits = {t.name: t for t in model.graph.initializer}
-    producer = {o: n for n in model.graph.node for o in n.output}
-
-    def const(name: str) -> np.ndarray | None:
-        if name in inits:
-            return numpy_helper.to_array(inits[name])
-        p = producer.get(name)
-        if p is not None and p.op_type == "Constant":
-            return numpy_helper.to_array(p.attribute[0].t)
-        return None
-
-    nodes, done = [], 0
-    for n in model.graph.node:
-        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
-        scales = const(n.input[2]) if n.op_type == "Resize" and len(n.input) > 2 and n.input[2] else None
-        shape = _static_shape(model, n.input[0]) if scales is not None else None
-        if (scales is None or list(scales) != [1, 1, 2, 2] or attrs.get("mode") != b"nearest"
-                or attrs.get("coordinate_transformation_mode", b"half_pixel") != b"asymmetric"
-                or attrs.get("nearest_mode", b"round_prefer_floor") != b"floor"
-                or shape is None or len(shape) != 4 or min(shape[1:]) <= 0):
-            nodes.append(n)
-            continue
-        _, c, h, w = shape
-        p = f"{n.name}_expand"
-        for name, value in ((f"{p}_s6", [0, h, 1, w, 1, c]), (f"{p}_e6", [1, 1, 2, 1, 2, 1]),
-                            (f"{p}_s4", [0, 2 * h, 2 * w, c])):
-            model.graph.initializer.append(numpy_helper.from_array(np.array(value, np.int64), name))
-        nodes += [helper.make_node("Transpose", [n.input[0]], [f"{p}_nhwc"], name=f"{p}/to_nhwc", perm=[0, 2, 3, 1]),
-                  helper.make_node("Reshape", [f"{p}_nhwc", f"{p}_s6"], [f"{p}_r6"], name=f"{p}/split"),
-                  helper.make_node("Expand", [f"{p}_r6", f"{p}_e6"], [f"{p}_x6"], name=f"{p}/copy"),
-                  helper.make_node("Reshape", [f"{p}_x6", f"{p}_s4"], [f"{p}_r4"], name=f"{p}/merge"),
-                  helper.make_node("Transpose", [f"{p}_r4"], [n.output[0]], name=f"{p}/to_nchw", perm=[0, 3, 1, 2])]
-        done += 1
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    return done
+    return [n.name for n in model.graph.node if n.name and n.op_type in ("Conv", "Add", "Sigmoid")
+            and channels(n.output[0]) == 1 and all(channels(i) == 1 for i in n.input[:1])]

@@ -142,7 +142,7 @@ class OrtBackend(Backend):
         try:
             import onnx
 
-            from engines.int8 import activations_to_uint8, relu_outputs_to_zero_point_0
+            from engines.int8 import prepare_for_cpu
         except ImportError:
             log.warning("%s: INT8 on the CPU runs much faster with the 'onnx' package installed (pip install onnx); "
                         "running the file as it is", p.name)
@@ -150,9 +150,8 @@ class OrtBackend(Backend):
         import onnxruntime as ort
 
         m = onnx.load(str(p))
-        n = activations_to_uint8(m)
+        n = prepare_for_cpu(m)
         if n:
-            relu_outputs_to_zero_point_0(m)
             self.session = ort.InferenceSession(m.SerializeToString(), so, providers=providers)
             self.int8_rewritten = n
             log.debug("%s: %d activation Q/DQ nodes run as uint8", p.name, n)

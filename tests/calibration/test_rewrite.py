@@ -10,8 +10,7 @@ ort = pytest.importorskip("onnxruntime", reason="outputs are compared in ONNX Ru
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from calibration.rewrite import (batchnorm_to_depthwise, input_prologue_nodes, tie_relu_input_scales,  # noqa: E402
-                                 upsample_as_expand)
+from calibration.rewrite import batchnorm_to_depthwise, input_prologue_nodes, tie_relu_input_scales  # noqa: E402
 
 
 def _run(model, x: np.ndarray, optimize: bool = True) -> list[np.ndarray]:
@@ -64,28 +63,6 @@ def test_batchnorm_becomes_an_equal_depthwise_convolution(module_graph) -> None:
     assert np.abs(a - b).max() <= 1e-5 * max(1.0, float(np.abs(a).max()))
 
 
-def test_nearest_upsample_becomes_an_exact_broadcast_copy(module_graph) -> None:
-    m = _copy(module_graph)
-    n_resize = sum(n.op_type == "Resize" for n in m.graph.node)
-    assert n_resize > 0 and upsample_as_expand(m) == n_resize
-    assert not any(n.op_type == "Resize" for n in m.graph.node)
-    onnx.checker.check_model(m)
-    for bs in (1, 3):  # the batch dimension stays dynamic
-        x = np.random.default_rng(bs).integers(0, 256, (bs, 128, 128, 3), dtype=np.uint8)
-        (a,), (b,) = _run(module_graph, x), _run(m, x)
-        assert a.shape == b.shape and np.abs(a - b).max() <= 1e-5
-
-
-def test_upsample_without_static_shapes_is_left_alone() -> None:
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "c", "h", "w"])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    sc = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "sc")
-    node = helper.make_node("Resize", ["x", "", "sc"], ["y"], mode="nearest",
-                            coordinate_transformation_mode="asymmetric", nearest_mode="floor")
-    m = helper.make_model(helper.make_graph([node], "g", [x], [y], [sc]))
-    assert upsample_as_expand(m) == 0 and m.graph.node[0].op_type == "Resize"
-
-
 def _relu_qdq(s1: float, s2: float):
     """X -> Q1(s1) -> DQ1 -> Relu -> Q2(s2) -> DQ2 -> Y, symmetric int8 as calibration.quantize writes it."""
     inits = [numpy_helper.from_array(np.array(s1, np.float32), "s1"), numpy_helper.from_array(np.array(s2, np.float32), "s2"),
@@ -123,3 +100,13 @@ def test_input_prologue_is_the_normalisation(module_graph) -> None:
     ops = {n.name: n.op_type for n in module_graph.graph.node}
     assert names and {ops[n] for n in names} >= {"Cast", "Mul", "Sub"}
     assert "Conv" not in {ops[n] for n in names}
+
+
+def test_single_channel_nodes_are_the_holistic_crf_iterations(module_graph) -> None:
+    from calibration.rewrite import single_channel_nodes
+
+    names = single_channel_nodes(module_graph)
+    ops = {n.name: n.op_type for n in module_graph.graph.node}
+    iters = 3  # mca_tiny's crf_iterations, one holistic attention module in the 1-stack test model
+    assert sorted(ops[n] for n in names) == sorted(["Conv", "Add", "Sigmoid"] * iters)
+    assert all("/attention/" in n for n in names)
