@@ -187,26 +187,36 @@ def quantize_detector(fp32_onnx: str | Path, calib: CalibrationSet, out: str | P
     return out
 
 
-def latency_ms(onnx_path: str | Path, batch: int, threads: int | None = None, runs: int = 20) -> float:
-    """Median ms per run of a model on random input of ``batch`` (a pose model's uint8 crops or a detector's image)."""
+def latency_ms(onnx_paths: list[str | Path], batch: int, threads: int | None = None,
+               rounds: int = 8) -> list[float]:
+    """Median ms per run of each model on the same random input of ``batch``, measured in alternating blocks.
+
+    A shared machine drifts by 10-20 % within minutes; timing the models in turns (a
+    few warm-up runs, then a block of timed runs, ``rounds`` times) exposes them to
+    the same drift, so their ratio is what one model costs against the other.
+    """
     import time
 
     from engines.ort import OrtBackend
 
-    b = OrtBackend(onnx_path, threads=threads)
-    spec = b.input
+    backends = [OrtBackend(p, threads=threads) for p in onnx_paths]
+    spec = backends[0].input
     shape = [batch if i == 0 else int(d) for i, d in enumerate(spec.shape)]
     rng = np.random.default_rng(0)
     x = (rng.integers(0, 255, shape, dtype=np.uint8) if np.dtype(spec.dtype) == np.uint8
          else rng.random(shape, dtype=np.float32))
-    for _ in range(3):
-        b.run(x)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        b.run(x)
-        times.append(1000 * (time.perf_counter() - t0))
-    return float(np.median(times))
+    blocks: list[list[float]] = [[] for _ in backends]
+    for _ in range(rounds):
+        for b, out in zip(backends, blocks):
+            for _ in range(2):
+                b.run(x)
+            times = []
+            for _ in range(max(5, 40 // batch)):
+                t0 = time.perf_counter()
+                b.run(x)
+                times.append(1000 * (time.perf_counter() - t0))
+            out.append(float(np.median(times)))
+    return [float(np.median(t)) for t in blocks]
 
 
 def compare_int8(fp32_onnx: str | Path, int8_onnx: str | Path, num: int = 500) -> dict[str, float]:
@@ -280,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{k}: {v:.4f}")
             batches = args.batches
         for bs in batches:
-            f32, i8 = latency_ms(args.onnx, bs, args.threads), latency_ms(out, bs, args.threads)
+            f32, i8 = latency_ms([args.onnx, out], bs, args.threads)
             print(f"batch {bs}: fp32 {f32:.1f} ms, int8 {i8:.1f} ms, speed-up x{f32 / i8:.2f}")
     return 0
 

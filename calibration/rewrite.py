@@ -76,6 +76,15 @@ def batchnorm_to_depthwise(model: Any) -> int:
         done += 1
     del model.graph.node[:]
     model.graph.node.extend(nodes)
+    # the BatchNorms' parameters, and the Identity copies the exporter made of shared ones, are now unread
+    # (ONNX Runtime would warn about each one)
+    outputs = {o.name for o in model.graph.output}
+    used = {i for n in model.graph.node for i in n.input} | outputs
+    for n in [n for n in model.graph.node if n.op_type == "Identity" and n.output[0] not in used]:
+        model.graph.node.remove(n)
+    used = {i for n in model.graph.node for i in n.input} | outputs
+    for t in [t for t in model.graph.initializer if t.name not in used]:
+        model.graph.initializer.remove(t)
     return done
 
 

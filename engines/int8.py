@@ -225,7 +225,7 @@ def upsample_as_expand(model: Any) -> int:
         if chw is None:
             continue
         c, h, w = chw
-        p, qdq = f"{n.name}_expand", list(dq.input[1:3])
+        p, qdq = f"{n.name or 'Resize'}_expand{len(replace)}", list(dq.input[1:3])  # unique even for unnamed nodes
         for name, value in ((f"{p}_s6", [0, h, 1, w, 1, c]), (f"{p}_e6", [1, 1, 2, 1, 2, 1]),
                             (f"{p}_s4", [0, 2 * h, 2 * w, c])):
             model.graph.initializer.append(numpy_helper.from_array(np.array(value, np.int64), name))
@@ -241,17 +241,27 @@ def upsample_as_expand(model: Any) -> int:
                 x = f"{y}_dq"
         replace[id(n)] = new
     if replace:
+        gone = {i for n in model.graph.node if id(n) in replace for i in n.input[1:]}
         nodes = [m for n in model.graph.node for m in replace.get(id(n), [n])]
         del model.graph.node[:]
         model.graph.node.extend(nodes)
+        used = {i for n in model.graph.node for i in n.input}
+        for t in [t for t in model.graph.initializer if t.name in gone and t.name not in used]:
+            model.graph.initializer.remove(t)  # the Resizes' scales (ONNX Runtime warns about unused ones)
+        for n in [n for n in model.graph.node if n.op_type == "Constant" and n.output[0] in gone
+                  and n.output[0] not in used]:
+            model.graph.node.remove(n)
     return len(replace)
 
 
-def prepare_for_cpu(model: Any) -> int:
-    """All of this module's in-memory rewrites, in order; returns the activation Q/DQ nodes moved to uint8 (0: none)."""
+def prepare_for_cpu(model: Any) -> tuple[int, int]:
+    """All of this module's in-memory rewrites, in order.
+
+    Returns (activation Q/DQ nodes moved to uint8, other rewrites: ReLUs and upsamples);
+    (0, 0) means the model is left as it was.
+    """
     n = activations_to_uint8(model)
-    if n:
-        relus = relu_outputs_to_zero_point_0(model)
-        ups = upsample_as_expand(model)
-        log.debug("uint8 activations: %d Q/DQ nodes, %d ReLUs fused, %d upsamples as copies", n, relus, ups)
-    return n
+    relus = relu_outputs_to_zero_point_0(model)
+    ups = upsample_as_expand(model)
+    log.debug("uint8 activations: %d Q/DQ nodes, %d ReLUs fused, %d upsamples as copies", n, relus, ups)
+    return n, relus + ups

@@ -150,8 +150,8 @@ class OrtBackend(Backend):
         import onnxruntime as ort
 
         m = onnx.load(str(p))
-        n = prepare_for_cpu(m)
-        if n:
+        n, other = prepare_for_cpu(m)
+        if n or other:
             self.session = ort.InferenceSession(m.SerializeToString(), so, providers=providers)
             self.int8_rewritten = n
             log.debug("%s: %d activation Q/DQ nodes run as uint8", p.name, n)

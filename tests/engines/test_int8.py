@@ -88,7 +88,7 @@ def test_relus_fuse_into_integer_kernels_and_the_graph_stays_integer(qdq_pose, t
     meta = json.loads({p.key: p.value for p in m.metadata_props}["mca.quantization"])
     assert meta["relu_scales_tied"] > 0 and meta["batchnorms_as_depthwise"] > 0
     assert any(n.op_type == "Resize" for n in m.graph.node), "the file keeps Resize (TensorRT's is fast)"
-    assert prepare_for_cpu(m) > 0
+    assert prepare_for_cpu(m)[0] > 0
     inits = {t.name: t for t in m.graph.initializer}
     producer = {o: node for node in m.graph.node for o in node.output}
     for node in m.graph.node:  # zero point 0 only where the values cannot be negative
