@@ -158,15 +158,25 @@ class TorchPoseBackend:
 
 
 def _int8_model(fp32: Path, cache: Path, images: int = 64) -> Path:
-    """A Q/DQ INT8 copy of ``fp32`` from a synthetic calibration set (cached)."""
-    out = cache / f"{fp32.stem}.int8.onnx"
+    """A Q/DQ INT8 copy of ``fp32`` from a synthetic calibration set (cached by the FP32 file's content and the
+    quantizer's own source, so a re-exported model or a changed quantizer never reuses a stale copy)."""
+    import hashlib
+
+    import calibration.quantize
+    import calibration.rewrite
+
+    h = hashlib.sha256(fp32.read_bytes())
+    for mod in (calibration.quantize, calibration.rewrite):
+        h.update(Path(mod.__file__).read_bytes())
+    key = h.hexdigest()[:12]
+    out = cache / f"{fp32.stem}.{key}.int8.onnx"
     if out.exists():
         return out
     from calibration.build import build_calibration_set
     from calibration.dataset import CalibrationSet
     from calibration.quantize import quantize_qdq
 
-    calib = cache / f"{fp32.stem}.calib.npz"
+    calib = cache / f"{fp32.stem}.{key}.calib.npz"
     if not calib.exists():
         build_calibration_set([f"synthetic:{images}"], fp32, None, images, 200, 4.0, 500).save(calib)
     quantize_qdq(fp32, CalibrationSet.load(calib), out)
