@@ -85,7 +85,7 @@ def quantize_qdq(fp32_onnx: str | Path, calib: CalibrationSet, out: str | Path, 
     import onnx
 
     from calibration.rewrite import (batchnorm_to_depthwise, input_prologue_nodes, single_channel_nodes,
-                                     tie_relu_input_scales)
+                                     stem_space_to_depth, tie_relu_input_scales)
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +94,7 @@ def quantize_qdq(fp32_onnx: str | Path, calib: CalibrationSet, out: str | Path, 
         quant_pre_process(str(fp32_onnx), str(pre), skip_symbolic_shape=True)
         pm = onnx.load(str(pre))
         n_depthwise = batchnorm_to_depthwise(pm)  # the same function: checked in tests/calibration
+        stem_s2d = stem_space_to_depth(pm)
         onnx.save(pm, str(pre))
         nodes = list(exclude or []) if exact else matching_nodes(pre, exclude or [])
         if exact:  # names from the FP32 graph: a BatchNorm kept float is now its depthwise convolution
@@ -113,7 +114,8 @@ def quantize_qdq(fp32_onnx: str | Path, calib: CalibrationSet, out: str | Path, 
         {"method": method, "per_channel": per_channel, "excluded_patterns": exclude or [],
          "excluded_nodes": len(nodes), "single_channel_float": single_channel_float,
          "calibration_crops": int(len(calib.crops)),
-         "batchnorms_as_depthwise": n_depthwise, "relu_scales_tied": n_tied})})
+         "batchnorms_as_depthwise": n_depthwise, "stem_space_to_depth": stem_s2d,
+         "relu_scales_tied": n_tied})})
     onnx.save(m, str(out))
     log.info("%s: %d BatchNorms as depthwise convolutions, %d ReLU input scales tied", out.name, n_depthwise, n_tied)
     return out

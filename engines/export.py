@@ -67,6 +67,7 @@ def _pose_wrapper(model: "torch.nn.Module", attention_outputs: bool, deploy: boo
     import torch
 
     from mca.blocks import PartAttention
+    from mca.model import Stack
 
     flip_in_graph = True
     if deploy:
@@ -74,6 +75,8 @@ def _pose_wrapper(model: "torch.nn.Module", attention_outputs: bool, deploy: boo
         for m in model.modules():
             if isinstance(m, PartAttention):
                 m.fused = fuse_parts
+            if isinstance(m, Stack):
+                m.fused_head = fuse_parts
         stem_conv = model.stem[0] if hasattr(model, "stem") else None
         if isinstance(stem_conv, torch.nn.Conv2d) and stem_conv.in_channels == 3:
             with torch.no_grad():

@@ -166,8 +166,9 @@ def released_order(model: Any) -> list[tuple[str, Any, str]]:
     out: list[tuple[str, Any, str]] = []
 
     def visit(prefix: str, m: Any) -> None:
-        if type(m) in kinds:
-            out.append((prefix, m, kinds[type(m)]))
+        kind = next((k for t, k in kinds.items() if isinstance(m, t)), None)  # subclasses too (GatedHead)
+        if kind is not None:
+            out.append((prefix, m, kind))
         elif isinstance(m, PartAttention):
             for i, (att, head) in enumerate(zip(m.parts, m.heads)):
                 visit(f"{prefix}.parts.{i}", att)

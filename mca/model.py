@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from mca.blocks import AttentionIter, HourglassResidual, Lin, MultiResolutionAttention, PartAttention, Residual
 from mca.config import MCAConfig
 
-__all__ = ["Stem", "Hourglass", "Stack", "MCANet", "MCAOutput"]
+__all__ = ["Stem", "Hourglass", "GatedHead", "Stack", "MCANet", "MCAOutput"]
 
 
 class Stem(nn.Sequential):
@@ -76,6 +76,18 @@ class Hourglass(nn.Module):
         return [out, *deeper]
 
 
+class GatedHead(nn.Conv2d):
+    """The 1x1 heatmap head (a plain ``Conv2d`` in the state dict); ``gate=q`` gives ``head(x * q)`` as ``q * (W x) + b``."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(cin, cout, 1)
+
+    def forward(self, x: Tensor, gate: Tensor | None = None) -> Tensor:  # type: ignore[override]
+        if gate is None:
+            return super().forward(x)
+        return F.conv2d(x, self.weight) * gate + self.bias.view(1, -1, 1, 1)
+
+
 class Stack(nn.Module):
     """Hourglass -> lin -> lin -> holistic attention -> heatmap head (1x1 or part attention)."""
 
@@ -92,8 +104,10 @@ class Stack(nn.Module):
         else:
             self.attention = AttentionIter(width, L, it)
         self.attention2 = AttentionIter(width, L, it) if cfg.holistic_maps == 2 and not part_attention else None
-        self.head: nn.Module = PartAttention(width, k, L, it) if part_attention else nn.Conv2d(width, k, 1)
+        self.head: nn.Module = PartAttention(width, k, L, it) if part_attention else GatedHead(width, k)
         self.part_attention = part_attention
+        # Set by the ONNX export (deploy graph): a 1x1 head on x * q computed as q * head(x) (see forward).
+        self.fused_head = False
         if merge:
             self.merge_heatmaps: nn.Module | None = nn.Conv2d(k, c, 1)
             self.merge_features: nn.Module | None = Lin(c, c)
@@ -109,18 +123,27 @@ class Stack(nn.Module):
             h, extra = self.hourglass(x), []
         ll1 = self.lin1(h)
         ll2 = self.lin2(ll1)
-        if self.multi_res:
-            att, q = self.attention(ll2, extra)
-        else:
-            att, q = self.attention(ll2)
-        if self.attention2 is not None:
-            att2, q2 = self.attention2(ll2)
-            att, q = att + att2, (q + q2) / 2
         parts = None
-        if self.part_attention:
-            out, parts = self.head(att)
+        fusable = isinstance(self.head, GatedHead) and not (self.multi_res or self.attention2 is not None)
+        if self.fused_head and fusable:
+            # A 1x1 head is linear over channels: head(x * q) = q * (W x) + b for a one-channel map q,
+            # so the product runs on the K heatmap channels instead of the C feature channels.
+            # (Called through the modules so exported node names keep their module paths; the unused
+            # x * q the attention module also returns is dropped by the exporter.)
+            _, q = self.attention(ll2)
+            out = self.head(ll2, gate=q)
         else:
-            out = self.head(att)
+            if self.multi_res:
+                att, q = self.attention(ll2, extra)
+            else:
+                att, q = self.attention(ll2)
+            if self.attention2 is not None:
+                att2, q2 = self.attention2(ll2)
+                att, q = att + att2, (q + q2) / 2
+            if self.part_attention:
+                out, parts = self.head(att)
+            else:
+                out = self.head(att)
         nxt = None
         if self.merge_heatmaps is not None and self.merge_features is not None:
             nxt = x + self.merge_heatmaps(out) + self.merge_features(ll1)

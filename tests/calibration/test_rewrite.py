@@ -110,3 +110,18 @@ def test_single_channel_nodes_are_the_holistic_crf_iterations(module_graph) -> N
     iters = 3  # mca_tiny's crf_iterations, one holistic attention module in the 1-stack test model
     assert sorted(ops[n] for n in names) == sorted(["Conv", "Add", "Sigmoid"] * iters)
     assert all("/attention/" in n for n in names)
+
+
+def test_stem_as_space_to_depth_computes_the_same(module_graph) -> None:
+    from calibration.rewrite import stem_space_to_depth
+
+    m = _copy(module_graph)
+    assert stem_space_to_depth(m)
+    first = next(n for n in m.graph.node if n.op_type == "Conv")
+    attrs = {a.name: helper.get_attribute_value(a) for a in first.attribute}
+    assert attrs["strides"] == [1, 1] and attrs["kernel_shape"] == [4, 4]  # 7x7 stride 2 -> 4x4 on 12 channels
+    assert any(n.op_type == "SpaceToDepth" for n in m.graph.node)
+    onnx.checker.check_model(m)
+    (a,), (b,) = _run(module_graph, CROPS), _run(m, CROPS)
+    assert np.abs(a - b).max() <= 1e-5 * max(1.0, float(np.abs(a).max()))
+    assert not stem_space_to_depth(m), "the new first convolution has stride 1: nothing to do"

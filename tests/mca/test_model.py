@@ -200,3 +200,18 @@ def test_fused_part_attention_equals_the_per_part_modules(name: str) -> None:
     assert out.shape == ref_out.shape and maps.shape == ref_maps.shape == (2, cfg.num_joints, 16, 16)
     assert torch.allclose(maps, ref_maps, atol=1e-5) and torch.allclose(out, ref_out, atol=1e-4)
     assert 0.05 < float(maps.std()), "maps spread out, so the comparison means something"
+
+
+def test_fused_head_equals_head_on_attended_features() -> None:
+    """The deploy graph's 1x1 head on x * q, computed as q * head(x), gives the same heatmaps and maps."""
+    torch.manual_seed(1)
+    model = mca.create_model("mca_tiny", part_attention_from=2).eval()  # two stacks with 1x1 heads
+    for p in model.parameters():
+        p.data.add_(torch.randn_like(p) * 0.05)
+    x = torch.randn(2, 3, 128, 128)
+    ref = model.forward_all(x)
+    for st in model.stacks:
+        st.fused_head = True
+    got = model.forward_all(x)
+    for a, b in zip(ref.heatmaps + ref.holistic, got.heatmaps + got.holistic):
+        assert torch.allclose(a, b, atol=1e-4), float((a - b).abs().max())
