@@ -26,12 +26,10 @@ def _run(model, x: np.ndarray, optimize: bool = True) -> list[np.ndarray]:
 def module_graph(tmp_path_factory):
     """A small pose model exported as the plain module graph (BatchNorms and Resizes present), shapes inferred."""
     torch = pytest.importorskip("torch", reason="making the test model needs PyTorch")
-    import mca
     from engines.export import ExportOptions, export_pose
+    from tests.conftest import small_pose_model
 
-    torch.manual_seed(0)
-    model = mca.create_model("mca_tiny", num_stacks=1, channels=16, last_stack_channels=16, stem_channels=16,
-                             part_attention_from=1).eval()
+    model = small_pose_model()
     for m in model.modules():  # BN statistics away from identity, so a wrong fold shows
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.normal_(0, 0.2)
