@@ -156,8 +156,8 @@ def stem_space_to_depth(model: Any) -> bool:
     A 7x7 stride-2 convolution on 3 channels is a poor shape for integer GEMMs (K = 147
     gathered with stride 2); on the 2x2 space-to-depth input (12 channels at half size)
     it is a 4x4 stride-1 convolution with the same weights rearranged (zeros where a
-    tap falls outside the 7x7 window): the same outputs, measured 6-8 % faster for the
-    whole INT8 mca_tiny on this CPU (and 2 % slower in FP32, so only the Q/DQ file gets it).
+    tap falls outside the 7x7 window): the same outputs, faster for the whole INT8
+    mca_tiny on this CPU but not in FP32, so only the Q/DQ file gets it.
     Needs static, even input height and width.  Returns whether it was rewritten.
     """
     from onnx import helper, numpy_helper
