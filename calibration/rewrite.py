@@ -22,21 +22,13 @@ so the file stays the one TensorRT builds from.
 
 from __future__ import annotations
 
-import collections
 from typing import Any
 
 import numpy as np
 
+from engines.graph import constant, drop_unused, graph_maps, static_shape
+
 __all__ = ["batchnorm_to_depthwise", "tie_relu_input_scales", "input_prologue_nodes", "single_channel_nodes"]
-
-
-def _maps(model: Any) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    producer = {o: n for n in model.graph.node for o in n.output}
-    consumers: dict[str, list[Any]] = collections.defaultdict(list)
-    for n in model.graph.node:
-        for i in n.input:
-            consumers[i].append(n)
-    return producer, consumers
 
 
 def batchnorm_to_depthwise(model: Any) -> int:
@@ -47,20 +39,9 @@ def batchnorm_to_depthwise(model: Any) -> int:
     """
     from onnx import helper, numpy_helper
 
-    inits = {t.name: t for t in model.graph.initializer}
-    producer = {o: n for n in model.graph.node for o in n.output}
-
-    def const(name: str) -> np.ndarray | None:
-        if name in inits:
-            return numpy_helper.to_array(inits[name])
-        p = producer.get(name)
-        if p is not None and p.op_type == "Identity" and p.input[0] in inits:
-            return numpy_helper.to_array(inits[p.input[0]])
-        return None
-
     nodes, done = [], 0
     for n in model.graph.node:
-        params = [const(i) for i in n.input[1:5]] if n.op_type == "BatchNormalization" else []
+        params = [constant(model, i) for i in n.input[1:5]] if n.op_type == "BatchNormalization" else []
         if (n.op_type != "BatchNormalization" or any(p is None for p in params)
                 or any(o for o in n.output[1:])):  # training-mode outputs: leave it
             nodes.append(n)
@@ -76,15 +57,7 @@ def batchnorm_to_depthwise(model: Any) -> int:
         done += 1
     del model.graph.node[:]
     model.graph.node.extend(nodes)
-    # the BatchNorms' parameters, and the Identity copies the exporter made of shared ones, are now unread
-    # (ONNX Runtime would warn about each one)
-    outputs = {o.name for o in model.graph.output}
-    used = {i for n in model.graph.node for i in n.input} | outputs
-    for n in [n for n in model.graph.node if n.op_type == "Identity" and n.output[0] not in used]:
-        model.graph.node.remove(n)
-    used = {i for n in model.graph.node for i in n.input} | outputs
-    for t in [t for t in model.graph.initializer if t.name not in used]:
-        model.graph.initializer.remove(t)
+    drop_unused(model)  # the BatchNorms' parameters and the exporter's Identity copies of shared ones
     return done
 
 
@@ -95,16 +68,16 @@ def tie_relu_input_scales(model: Any) -> int:
     ``dq(q(relu(x), s2))`` whatever Q1's scale was, because the ReLU zeroes every
     value the wider first scale covered below zero.  Returns the number of pairs tied.
     """
-    producer, consumers = _maps(model)
+    producer, consumers = graph_maps(model)
     tied = 0
     for r in model.graph.node:
         if r.op_type != "Relu":
             continue
-        dq1, outs = producer.get(r.input[0]), consumers[r.output[0]]
-        if dq1 is None or dq1.op_type != "DequantizeLinear" or len(consumers[dq1.output[0]]) != 1:
+        dq1, outs = producer.get(r.input[0]), consumers.get(r.output[0], [])
+        if dq1 is None or dq1.op_type != "DequantizeLinear" or len(consumers.get(dq1.output[0], [])) != 1:
             continue
         q1 = producer.get(dq1.input[0])
-        if q1 is None or q1.op_type != "QuantizeLinear" or len(consumers[q1.output[0]]) != 1:
+        if q1 is None or q1.op_type != "QuantizeLinear" or len(consumers.get(q1.output[0], [])) != 1:
             continue
         if len(outs) != 1 or outs[0].op_type != "QuantizeLinear" or len(outs[0].input) < 3 or len(q1.input) < 3:
             continue
@@ -127,14 +100,6 @@ def input_prologue_nodes(model: Any) -> list[str]:
     return names
 
 
-def _static_shape(model: Any, name: str) -> list[int] | None:
-    for vi in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output):
-        if vi.name == name:
-            dims = vi.type.tensor_type.shape.dim
-            return [d.dim_value if d.HasField("dim_value") else -1 for d in dims]
-    return None
-
-
 def single_channel_nodes(model: Any) -> list[str]:
     """Nodes that read and write one-channel 4-D maps: the holistic CRF attention's iterations.
 
@@ -143,7 +108,7 @@ def single_channel_nodes(model: Any) -> list[str]:
     one-wide output), and the maps are tiny, so these stay float by default.
     """
     def channels(name: str) -> int | None:
-        shape = _static_shape(model, name)
+        shape = static_shape(model, name)
         return shape[1] if shape is not None and len(shape) == 4 and shape[1] > 0 else None
 
     return [n.name for n in model.graph.node if n.name and n.op_type in ("Conv", "Add", "Sigmoid")
@@ -168,7 +133,7 @@ def stem_space_to_depth(model: Any) -> bool:
         return False
     a = {x.name: helper.get_attribute_value(x) for x in conv.attribute}
     w = numpy_helper.to_array(inits[conv.input[1]])
-    shape = _static_shape(model, conv.input[0])
+    shape = static_shape(model, conv.input[0])
     k, pads = w.shape[-1], list(a.get("pads", [0, 0, 0, 0]))
     if (list(a.get("strides", [1, 1])) != [2, 2] or a.get("group", 1) != 1 or any(d != 1 for d in a.get("dilations", [1, 1]))
             or w.shape[-2] != k or len(set(pads)) != 1 or w.shape[1] > 4 or shape is None or len(shape) != 4
@@ -196,6 +161,5 @@ def stem_space_to_depth(model: Any) -> bool:
     nodes = [m for n in model.graph.node for m in ([s2d, new] if n is conv else [n])]
     del model.graph.node[:]
     model.graph.node.extend(nodes)
-    if not any(conv.input[1] in n.input for n in model.graph.node):
-        model.graph.initializer.remove(inits[conv.input[1]])
+    drop_unused(model)  # the original 7x7 weights
     return True

@@ -105,13 +105,7 @@ def relu_outputs_to_zero_point_0(model: Any) -> int:
     """
     from onnx import numpy_helper
 
-    def maps() -> tuple[dict[str, Any], dict[str, list[Any]]]:
-        producer = {o: n for n in model.graph.node for o in n.output}
-        consumers: dict[str, list[Any]] = {}
-        for n in model.graph.node:
-            for i in n.input:
-                consumers.setdefault(i, []).append(n)
-        return producer, consumers
+    from engines.graph import graph_maps
 
     zero = "mca_u8_zero_point_relu"
     inits = {t.name: t for t in model.graph.initializer}
@@ -124,7 +118,7 @@ def relu_outputs_to_zero_point_0(model: Any) -> int:
         for r in readers:
             r.input[2] = zero
 
-    producer, consumers = maps()
+    producer, consumers = graph_maps(model)
     changed, drop = 0, set()
     for r in model.graph.node:
         if r.op_type != "Relu":
@@ -147,7 +141,7 @@ def relu_outputs_to_zero_point_0(model: Any) -> int:
     grew = True
     while grew:
         grew = False
-        producer, consumers = maps()
+        producer, consumers = graph_maps(model)
         for n in model.graph.node:
             if n.op_type not in _PASS_THROUGH:
                 continue
@@ -170,14 +164,6 @@ def relu_outputs_to_zero_point_0(model: Any) -> int:
     return changed
 
 
-def _static_chw(model: Any, name: str) -> tuple[int, int, int] | None:
-    for vi in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output):
-        if vi.name == name:
-            dims = [d.dim_value if d.HasField("dim_value") else 0 for d in vi.type.tensor_type.shape.dim]
-            return (dims[1], dims[2], dims[3]) if len(dims) == 4 and min(dims[1:]) > 0 else None
-    return None
-
-
 def upsample_as_expand(model: Any) -> int:
     """``DQ -> Resize(nearest, x2) -> Q`` with one scale -> the same copy as Transpose/Reshape/Expand/Reshape/Transpose.
 
@@ -190,41 +176,30 @@ def upsample_as_expand(model: Any) -> int:
     """
     from onnx import helper, numpy_helper, shape_inference
 
-    inits = {t.name: t for t in model.graph.initializer}
-    producer = {o: n for n in model.graph.node for o in n.output}
-    consumers: dict[str, list[Any]] = {}
-    for n in model.graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+    from engines.graph import constant, drop_unused, graph_maps, static_shape
+
+    producer, consumers = graph_maps(model)
     try:
         shaped = shape_inference.infer_shapes(model)
     except Exception:  # noqa: BLE001 - a model shape inference cannot follow: leave it as it is
         return 0
-
-    def const(name: str) -> np.ndarray | None:
-        if name in inits:
-            return numpy_helper.to_array(inits[name])
-        p = producer.get(name)
-        if p is not None and p.op_type == "Constant":
-            return numpy_helper.to_array(p.attribute[0].t)
-        return None
 
     replace: dict[int, list[Any]] = {}
     for n in model.graph.node:
         if n.op_type != "Resize" or len(n.input) < 3 or not n.input[2]:
             continue
         attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
-        scales, dq, outs = const(n.input[2]), producer.get(n.input[0]), consumers.get(n.output[0], [])
+        scales, dq, outs = constant(model, n.input[2]), producer.get(n.input[0]), consumers.get(n.output[0], [])
         if (scales is None or list(scales) != [1, 1, 2, 2] or attrs.get("mode") != b"nearest"
                 or attrs.get("coordinate_transformation_mode") != b"asymmetric"
                 or attrs.get("nearest_mode", b"round_prefer_floor") != b"floor"
                 or dq is None or dq.op_type != "DequantizeLinear" or len(outs) != 1
                 or outs[0].op_type != "QuantizeLinear" or list(outs[0].input[1:3]) != list(dq.input[1:3])):
             continue
-        chw = _static_chw(shaped, n.input[0])
-        if chw is None:
+        shape = static_shape(shaped, n.input[0])
+        if shape is None or len(shape) != 4 or min(shape[1:]) <= 0:
             continue
-        c, h, w = chw
+        _, c, h, w = shape
         p, qdq = f"{n.name or 'Resize'}_expand{len(replace)}", list(dq.input[1:3])  # unique even for unnamed nodes
         for name, value in ((f"{p}_s6", [0, h, 1, w, 1, c]), (f"{p}_e6", [1, 1, 2, 1, 2, 1]),
                             (f"{p}_s4", [0, 2 * h, 2 * w, c])):
@@ -241,16 +216,10 @@ def upsample_as_expand(model: Any) -> int:
                 x = f"{y}_dq"
         replace[id(n)] = new
     if replace:
-        gone = {i for n in model.graph.node if id(n) in replace for i in n.input[1:]}
         nodes = [m for n in model.graph.node for m in replace.get(id(n), [n])]
         del model.graph.node[:]
         model.graph.node.extend(nodes)
-        used = {i for n in model.graph.node for i in n.input}
-        for t in [t for t in model.graph.initializer if t.name in gone and t.name not in used]:
-            model.graph.initializer.remove(t)  # the Resizes' scales (ONNX Runtime warns about unused ones)
-        for n in [n for n in model.graph.node if n.op_type == "Constant" and n.output[0] in gone
-                  and n.output[0] not in used]:
-            model.graph.node.remove(n)
+        drop_unused(model)  # the Resizes' scales
     return len(replace)
 
 

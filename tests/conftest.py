@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+def load_tool(name: str):  # noqa: ANN201 - a module loaded from tools/ (scripts, not a package)
+    """``tools/<name>.py`` as a module, for testing the tools' functions."""
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def small_pose_model(seed: int = 0):  # noqa: ANN201 - an mca.model.MCANet (torch imported lazily)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -12,16 +9,8 @@ torch = pytest.importorskip("torch", reason="re-exporting needs PyTorch (the 'tr
 
 from engines.export import ExportOptions, export_pose  # noqa: E402
 from engines.ort import OrtBackend  # noqa: E402
+from tests.conftest import load_tool  # noqa: E402
 from tests.engines.conftest import randomized_model  # noqa: E402
-
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "reexport_pose.py"
-
-
-def _tool():  # noqa: ANN202 - a module loaded from tools/ (not a package)
-    spec = importlib.util.spec_from_file_location("reexport_pose", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.parametrize("attention", [False, True])
@@ -29,7 +18,7 @@ def test_old_module_graph_is_rebuilt_and_reexported(tmp_path, attention: bool, c
     model = randomized_model("mca_tiny", seed=5, num_stacks=1, channels=16, last_stack_channels=16,
                              stem_channels=16, part_attention_from=0)
     old = export_pose(model, tmp_path / "old.onnx", ExportOptions(attention_outputs=attention, deploy=False))
-    tool = _tool()
+    tool = load_tool("reexport_pose")
     assert tool.main([str(old), "-o", str(tmp_path / "new.onnx")]) == 0
     x = np.random.default_rng(1).integers(0, 256, (3, 128, 128, 3), dtype=np.uint8)
     a, b = OrtBackend(old).run(x), OrtBackend(tmp_path / "new.onnx").run(x)

@@ -3,24 +3,14 @@ and ``python -m realtime.bench_real`` on a generated video with hand-made MoveNe
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.conftest import load_tool as _tool
 from tests.realtime.conftest import constant_movenet_onnx
-
-TOOLS = Path(__file__).resolve().parents[2] / "tools"
-
-
-def _tool(name: str):  # noqa: ANN202 - a module loaded from tools/ (not a package)
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 def _graph(nodes: list[dict]) -> dict:
     return {"modelTopology": {"node": nodes}, "weightsManifest": []}

@@ -1,0 +1,56 @@
+"""Small ONNX graph helpers shared by the graph rewrites (``engines.int8``, ``calibration.rewrite``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["graph_maps", "static_shape", "constant", "drop_unused"]
+
+
+def graph_maps(model: Any) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """(tensor name -> the node writing it, tensor name -> the nodes reading it)."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    consumers: dict[str, list[Any]] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    return producer, consumers
+
+
+def static_shape(model: Any, name: str) -> list[int] | None:
+    """A tensor's shape from the graph's value_info / inputs / outputs (-1 for an unknown dimension), or None."""
+    for vi in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output):
+        if vi.name == name:
+            return [d.dim_value if d.HasField("dim_value") else -1 for d in vi.type.tensor_type.shape.dim]
+    return None
+
+
+def constant(model: Any, name: str) -> np.ndarray | None:
+    """The value of a constant tensor: an initializer, a Constant node, or an Identity copy of an initializer
+    (PyTorch's exporter shares equal parameters that way)."""
+    from onnx import numpy_helper
+
+    for t in model.graph.initializer:
+        if t.name == name:
+            return numpy_helper.to_array(t)
+    for n in model.graph.node:
+        if name in n.output:
+            if n.op_type == "Constant":
+                return numpy_helper.to_array(n.attribute[0].t)
+            if n.op_type == "Identity":
+                return constant(model, n.input[0])
+            return None
+    return None
+
+
+def drop_unused(model: Any) -> None:
+    """Remove Identity/Constant nodes and initializers nothing reads any more (ONNX Runtime warns about each)."""
+    outputs = {o.name for o in model.graph.output}
+    used = {i for n in model.graph.node for i in n.input} | outputs
+    for n in [n for n in model.graph.node if n.op_type in ("Identity", "Constant") and n.output[0] not in used]:
+        model.graph.node.remove(n)
+    used = {i for n in model.graph.node for i in n.input} | outputs
+    for t in [t for t in model.graph.initializer if t.name not in used]:
+        model.graph.initializer.remove(t)
