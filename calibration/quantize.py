@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {out}")
     if args.compare:
         if args.detector:
-            from realtime.evaluate_detector import evaluate_detector
+            from realtime.bench.evaluate_detector import evaluate_detector
 
             a = evaluate_detector(args.onnx, num=args.num)["AP50"]
             b = evaluate_detector(out, num=args.num)["AP50"]
