@@ -178,18 +178,8 @@ class OrtBackend(Backend):
         shape = tuple(d if isinstance(d, int) else None for d in arg.shape)  # type: ignore[attr-defined]
         return TensorSpec(arg.name, shape, np.dtype(_ORT_TYPES.get(arg.type, np.float32)))  # type: ignore[attr-defined]
 
-    def _check_inputs(self, arrays: tuple[np.ndarray, ...]) -> None:
-        if len(arrays) != len(self._input_names):
-            raise ValueError(f"{self.path} takes {len(self._input_names)} input(s), got {len(arrays)}")
-        for spec, a in zip(self.inputs, arrays):
-            if a.dtype != spec.dtype:
-                raise ValueError(f"input {spec.name} wants {spec.dtype.name}, got {a.dtype.name}")
-            if a.ndim != len(spec.shape) or any(d is not None and d != n for d, n in zip(spec.shape, a.shape)):
-                want = "x".join("?" if d is None else str(d) for d in spec.shape)
-                raise ValueError(f"input {spec.name} wants shape [{want}], got {list(a.shape)}")
-
     def run(self, *arrays: np.ndarray) -> list[np.ndarray]:
-        self._check_inputs(arrays)
+        self.check_inputs(arrays)
         if not self.io_binding:
             return self.session.run(self._output_names, dict(zip(self._input_names, arrays)))
         binding = self.session.io_binding()
