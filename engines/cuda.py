@@ -134,7 +134,8 @@ class HostBuffer:
         self.nbytes = int(np.prod(shape)) * self.dtype.itemsize
         self.ptr = int(check(runtime().cudaMallocHost(max(1, self.nbytes)), "cudaMallocHost"))
         raw = (ctypes.c_byte * max(1, self.nbytes)).from_address(self.ptr)
-        self.array = np.frombuffer(raw, dtype=self.dtype, count=int(np.prod(shape))).reshape(shape)
+        self.array = np.frombuffer(memoryview(raw).cast("B"), dtype=self.dtype,
+                                   count=int(np.prod(shape))).reshape(shape)
 
     def close(self) -> None:
         if self.ptr:

@@ -83,7 +83,7 @@ class Context:
         from engines.ort import OrtBackend
 
         spec = OrtBackend(path).input
-        shape = [n] + [int(d) for d in spec.shape[1:]]
+        shape = [n] + [int(d or 1) for d in spec.shape[1:]]
         rng = np.random.default_rng(0)
         if np.dtype(spec.dtype) == np.uint8:
             return rng.integers(0, 256, shape, dtype=np.uint8)

@@ -231,7 +231,8 @@ class EngineBuilder:
 
         return EngineKey(file_sha256(onnx_path), info["name"], info["compute_capability"], tensorrt_version(),
                          plan.precision, *self.batch, plugin=self.use_plugin,
-                         calibration_sha256=file_sha256(self.calibration_file) if plan.calibrator else "",
+                         calibration_sha256=(file_sha256(self.calibration_file)
+                                             if plan.calibrator and self.calibration_file else ""),
                          plugin_kernel=kernel, rewrite=source_sha256(fp16.__file__) if plan.convert_fp16 else "",
                          workspace=self.workspace)
 
@@ -309,8 +310,8 @@ class EngineBuilder:
         profile = builder.create_optimization_profile()
         for i in range(network.num_inputs):
             t = network.get_input(i)
-            lo, opt, hi = profile_shapes(t.name, tuple(t.shape), self.batch)
-            profile.set_shape(t.name, lo, opt, hi)
+            lo, opt, hi = profile_shapes(t.name, tuple(t.shape[k] for k in range(len(t.shape))), self.batch)
+            profile.set_shape(t.name, trt.Dims(list(lo)), trt.Dims(list(opt)), trt.Dims(list(hi)))
         config.add_optimization_profile(profile)
         if plan.calibrator:  # legacy implicit INT8 (TensorRT 10): calibrates at the calibration profile's opt
             config.int8_calibrator = EntropyCalibrator.create(self.calibration_file, batch=self.batch[1])  # type: ignore[arg-type]

@@ -29,7 +29,12 @@ from engines.trt import (EngineBuilder, check_engine_compatible, default_precisi
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrtBackend", "TrtPending", "numpy_dtype"]
+__all__ = ["TrtBackend", "TrtPending", "numpy_dtype", "dims_tuple"]
+
+
+def dims_tuple(dims: Any) -> tuple[int, ...]:
+    """A ``trt.Dims`` (a sequence with ``len`` and indexing) as a tuple of ints."""
+    return tuple(int(dims[i]) for i in range(len(dims)))
 
 
 def numpy_dtype(trt: Any, dtype: Any) -> np.dtype:
@@ -114,12 +119,12 @@ class TrtBackend(Backend):
         for i in range(self.engine.num_io_tensors):
             name = self.engine.get_tensor_name(i)
             dtype = numpy_dtype(trt, self.engine.get_tensor_dtype(name))
-            shape = tuple(int(d) if d >= 0 else None for d in self.engine.get_tensor_shape(name))
+            dims = dims_tuple(self.engine.get_tensor_shape(name))
+            shape = tuple(d if d >= 0 else None for d in dims)
             spec = TensorSpec(name, shape, dtype)
             if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
                 ins.append(spec)
-                max_in[name] = tuple(int(d) for d in self.engine.get_tensor_profile_shape(name, 0)[2]) \
-                    if None in shape else tuple(int(d) for d in shape)
+                max_in[name] = dims_tuple(self.engine.get_tensor_profile_shape(name, 0)[2]) if None in shape else dims
             else:
                 outs.append(spec)
         super().__init__(path=str(p), inputs=ins, outputs=outs, metadata=metadata, precision=precision,
@@ -131,7 +136,7 @@ class TrtBackend(Backend):
                 raise ModelError(f"{p}: TensorRT refused input {name} of shape {list(shape)}")
         max_shapes = dict(max_in)
         for s in outs:
-            shape = tuple(int(d) for d in self.context.get_tensor_shape(s.name))
+            shape = dims_tuple(self.context.get_tensor_shape(s.name))
             if any(d < 0 for d in shape):
                 raise ModelError(f"{p}: output {s.name} has a data-dependent shape {list(shape)}; this backend has "
                                  "no output allocator (run the model on ONNX Runtime)")
@@ -187,7 +192,7 @@ class TrtBackend(Backend):
                 raise ModelError("TensorRT execute_async_v3 failed (see the TensorRT log)")
             shapes = []
             for spec in self.outputs:
-                shape = tuple(int(d) for d in self.context.get_tensor_shape(spec.name))
+                shape = dims_tuple(self.context.get_tensor_shape(spec.name))
                 nbytes = int(np.prod(shape)) * np.dtype(spec.dtype).itemsize
                 cuda.memcpy_dtoh_async(slot.host[spec.name], slot.dev[spec.name], nbytes, self.stream)
                 shapes.append((spec.name, shape))

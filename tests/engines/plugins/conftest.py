@@ -22,24 +22,28 @@ def wheel_cache() -> Path:
     return Path(os.environ.get("MCA_POSE_WHEELS") or Path.home() / ".cache" / "mca-pose" / "wheels")
 
 
-def bindings_wheel(cuda: str, version: str) -> Path:
-    """The cached wheel, downloaded first if needed (skips the test when pip cannot reach the index)."""
+def cached_wheel(requirement: str, pattern: str) -> Path:
+    """A wheel from the cache, fetched with ``pip download --no-deps`` if needed (skips when pip cannot)."""
     cache = wheel_cache()
-    pattern = f"tensorrt_{cuda}_bindings-{version}-*.whl"
     found = sorted(cache.glob(pattern))
     if not found:
         cache.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-               "--disable-pip-version-check", "-d", str(cache), f"tensorrt-{cuda}-bindings=={version}"]
+               "--disable-pip-version-check", "-d", str(cache), requirement]
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as e:
-            pytest.skip(f"cannot fetch tensorrt-{cuda}-bindings {version} with pip: {e}")
+            pytest.skip(f"cannot fetch {requirement} with pip: {e}")
         found = sorted(cache.glob(pattern))
         if r.returncode or not found:
             last = (r.stderr.strip().splitlines() or ["no wheel for this platform"])[-1]
-            pytest.skip(f"package index unreachable or no tensorrt-{cuda}-bindings {version} wheel here: {last}")
+            pytest.skip(f"package index unreachable or no {requirement} wheel here: {last}")
     return found[-1]
+
+
+def bindings_wheel(cuda: str, version: str) -> Path:
+    """The cached NVIDIA bindings wheel of one TensorRT version and CUDA major."""
+    return cached_wheel(f"tensorrt-{cuda}-bindings=={version}", f"tensorrt_{cuda}_bindings-{version}-*.whl")
 
 
 def extract_plugin_package(wheel: Path, dest: Path) -> Path:
