@@ -34,7 +34,7 @@ def runtime() -> Any:
         try:
             from cuda import cudart as rt  # cuda-python < 12.6 layout
         except ImportError:
-            raise CudaError("cuda-python is not installed (pip install the 'trt' extra)") from None
+            raise CudaError("cuda-python is not installed (pip install the 'trt-cu12' or 'trt-cu13' extra)") from None
     return rt
 
 
