@@ -4,12 +4,14 @@ The same graph runs under ONNX Runtime (tested on the CPU) and TensorRT (a small
 FP32 engine, or merged into the detector's), so on a GPU a frame is uploaded once and
 everything up to the keypoints stays on the device (:mod:`realtime.chain`).
 
-- :func:`frame_prologue`: a uint8 HWC **BGR** frame -> the detector's input: resize
-  (bilinear, pixel centres, edge clamp: what ``cv2.resize(INTER_LINEAR)`` does), optional
-  letterbox padding, channel order, layout, dtype and scale.  :func:`with_prologue` merges
-  it in front of a detector.  The geometry (:class:`ResizeParams`) is the graph's build-time
-  constant, computed by :func:`resize_params` with exactly the arithmetic of
-  ``realtime.detectors.letterbox``, so boxes map back exactly as today.
+- :func:`frame_prologue`: a uint8 HWC **BGR** frame -> the detector's input: a resize
+  **bit-exact** with ``cv2.resize(INTER_LINEAR)`` (OpenCV's 1/2048 integer taps, computed at
+  build time, and its vectorised rounding, in int32 arithmetic: a graph ``Resize`` in float is
+  within one grey level, and on real footage that one level flips heatmap maxima by whole
+  heatmap pixels), letterbox padding, channel order, layout, dtype and scale.
+  :func:`with_prologue` merges it in front of a detector.  The geometry (:class:`ResizeParams`)
+  is the graph's build-time constant, computed by :func:`resize_params` with exactly the
+  arithmetic of ``realtime.detectors.letterbox``, so boxes map back exactly as today.
 - :func:`crop_graph` + :func:`crop_maps`: the frame + one affine per person -> the batch of
   pose inputs, **bit-exact** with ``cv2.warpAffine(INTER_LINEAR, BORDER_CONSTANT, 0)``.
   OpenCV does not interpolate at the exact source point: it rounds the inverse map to
@@ -24,8 +26,9 @@ everything up to the keypoints stays on the device (:mod:`realtime.chain`).
 
 Graphs are static in the frame size (one engine per resolution; TensorRT wants it so) and
 dynamic only in the number of people.  Operators used (all in TensorRT's ONNX parser, opset
-13-17): Cast, Unsqueeze, Squeeze, Transpose, Reshape, Resize (linear, half_pixel, constant
-sizes), Pad (constant), Gather, Split, Add, Sub, Mul, Floor, Clip (constant bounds), Equal.
+13-17): Cast, Unsqueeze, Squeeze, Transpose, Reshape, Pad (constant), Gather (constant or int32
+indices), Split, Add, Sub, Mul, Div (int32, non-negative operands only), Floor, Clip (constant
+bounds), Equal.  No Resize, GridSample or data-dependent shapes.
 The crop graph must stay FP32 (its integer-valued sums reach 2^18; never convert it to FP16).
 """
 
@@ -46,12 +49,13 @@ from engines.graphbuild import GraphBuilder, require_onnx
 
 log = logging.getLogger(__name__)
 
-__all__ = ["InputFormat", "ResizeParams", "resize_params", "frame_prologue", "with_prologue", "crop_maps",
+__all__ = ["InputFormat", "ResizeParams", "resize_params", "resize_taps", "frame_prologue", "with_prologue", "crop_maps",
            "crop_graph", "save_graph", "graph_cache_dir", "FRAME", "MAP_ROWS", "MAP_COLS", "CROPS"]
 
 FRAME, MAP_ROWS, MAP_COLS, CROPS = "frame", "map_rows", "map_cols", "crops"
 _FLOAT, _UINT8, _INT32, _INT64 = 1, 2, 6, 7  # onnx.TensorProto element types
 AB_SCALE, INTER_TAB = 1024, 32  # OpenCV's warpAffine fixed point: maps in 1/1024 px, sampling at 1/32 px
+RESIZE_ONE = 2048  # OpenCV's resize weights: 1/2048 (INTER_RESIZE_COEF_BITS = 11)
 _MAX_MAP = 2 ** 24  # float32 holds every integer below this: the maps' sums must stay under it
 
 
@@ -108,38 +112,86 @@ def resize_params(frame_wh: tuple[int, int], size: int, letterbox: bool = True) 
     return ResizeParams(s, s, float(x0), float(y0), nw, nh, size)
 
 
+def resize_taps(src: int, dst: int, clamp: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """OpenCV's bilinear taps along one axis for ``src`` -> ``dst`` pixels: (first index, second index,
+    first weight, second weight), weights in 1/2048 (``INTER_RESIZE_COEF_BITS``).
+
+    The sample point of output pixel ``i`` is ``(i + 0.5) * src / dst - 0.5`` in float32; along x a point
+    left of the first (right of the last) pixel is clamped to it with weight 0 (``clamp``); along y the
+    weights are kept and the row indices clamped, exactly as ``cv2.resize`` does.
+    """
+    scale = 1.0 / (dst / src)
+    f = ((np.arange(dst, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
+    i = np.floor(f)
+    f = (f - i).astype(np.float32)
+    i = i.astype(np.int64)
+    if clamp:
+        lo, hi = i < 0, i >= src - 1
+        f[lo | hi] = 0
+        i[lo], i[hi] = 0, src - 1
+    w1 = np.rint(np.float32(RESIZE_ONE) * f)
+    w0 = np.rint(np.float32(RESIZE_ONE) * (np.float32(1) - f))
+    return np.clip(i, 0, src - 1), np.clip(i + 1, 0, src - 1), w0.astype(np.int32), w1.astype(np.int32)
+
+
+def _resize_int(b: GraphBuilder, frame: str, frame_hw: tuple[int, int], new_wh: tuple[int, int],
+                gather_uint8: bool) -> str:
+    """``cv2.resize(frame, new_wh, interpolation=INTER_LINEAR)`` on uint8, in int32 arithmetic: the taps of
+    :func:`resize_taps`, a horizontal pass in 1/2048 units, then OpenCV's vectorised vertical pass
+    ``((((S0 >> 4) * b0) >> 16) + (((S1 >> 4) * b1) >> 16) + 2) >> 2`` (all values are non-negative,
+    so integer division is the shift).  Output: (h', w', 3) int32 grey levels."""
+    (h, w), (nw, nh) = frame_hw, new_wh
+    x0, x1, a0, a1 = resize_taps(w, nw, clamp=True)
+    y0, y1, b0, b1 = resize_taps(h, nh, clamp=False)
+    src = frame if gather_uint8 else b.op("Cast", frame, to=_INT32)
+
+    def rows(idx: np.ndarray) -> str:
+        r = b.op("Gather", src, b.const(idx, np.int64), axis=0)  # (h', W, 3)
+        r = b.op("Cast", r, to=_INT32) if gather_uint8 else r
+        return b.op("Add", b.op("Mul", b.op("Gather", r, b.const(x0, np.int64), axis=1), b.const(a0.reshape(1, -1, 1), np.int32)),
+                    b.op("Mul", b.op("Gather", r, b.const(x1, np.int64), axis=1), b.const(a1.reshape(1, -1, 1), np.int32)))
+
+    def vertical(s: str, beta: np.ndarray) -> str:
+        t = b.op("Div", s, b.const(np.int32(16), np.int32))
+        return b.op("Div", b.op("Mul", t, b.const(beta.reshape(-1, 1, 1), np.int32)), b.const(np.int32(65536), np.int32))
+
+    v = b.op("Add", b.op("Add", vertical(rows(y0), b0), vertical(rows(y1), b1)), b.const(np.int32(2), np.int32))
+    return b.op("Div", v, b.const(np.int32(4), np.int32))
+
+
 def frame_prologue(fmt: InputFormat, frame_hw: tuple[int, int], output: str = "pre/out", opset: int = 17,
-                   ir_version: int | None = None) -> tuple[Any, ResizeParams]:
+                   ir_version: int | None = None, gather_uint8: bool = False) -> tuple[Any, ResizeParams]:
     """The graph ``frame`` (H, W, 3) uint8 BGR -> ``output`` in ``fmt``, and its geometry.
 
-    Resize is ONNX ``Resize`` (linear, half_pixel: the sample point of output pixel ``i`` is
-    ``(i + 0.5) / scale - 0.5``, clamped to the edge, as in ``cv2.resize``), rounded to whole
-    grey levels as OpenCV's uint8 resize is; then letterbox padding, channels, layout, scale.
+    The resize is bit-exact with ``cv2.resize(INTER_LINEAR)`` (:func:`_resize_int`; one grey level of
+    difference flips heatmap maxima on real footage, so "close" is not enough); then letterbox padding,
+    channel order, layout, dtype and scale as ``realtime.detectors`` makes them.  ``gather_uint8`` gathers
+    the rows from the uint8 frame before casting (ONNX Runtime only; TensorRT gathers int32).
     """
     from onnx import helper
 
     h, w = (int(v) for v in frame_hw)
     p = resize_params((w, h), fmt.size, fmt.letterbox)
     b = GraphBuilder("pre/")
-    x = b.op("Cast", FRAME, to=_FLOAT)
-    x = b.op("Unsqueeze", x, b.const([0], np.int64))
-    x = b.op("Transpose", x, perm=[0, 3, 1, 2])  # (1, 3, H, W): the layout every resize kernel takes
     if (p.new_h, p.new_w) != (h, w):
-        x = b.op("Resize", x, "", "", b.const([1, 3, p.new_h, p.new_w], np.int64), mode="linear",
-                 coordinate_transformation_mode="half_pixel")
-        x = b.op("Floor", b.op("Add", x, b.const(0.5)))  # OpenCV rounds its uint8 result half up
+        x = _resize_int(b, FRAME, (h, w), (p.new_w, p.new_h), gather_uint8)
+    else:
+        x = b.op("Cast", FRAME, to=_INT32)
     if fmt.channels == "RGB":
-        x = b.op("Gather", x, b.const([2, 1, 0], np.int64), axis=1)
+        x = b.op("Gather", x, b.const([2, 1, 0], np.int64), axis=2)
     if fmt.letterbox and (p.new_w, p.new_h) != (fmt.size, fmt.size):
         x0, y0 = int(p.pad_x), int(p.pad_y)
-        pads = [0, 0, y0, x0, 0, 0, fmt.size - p.new_h - y0, fmt.size - p.new_w - x0]
-        x = b.op("Pad", x, b.const(pads, np.int64), b.const(float(fmt.fill)), mode="constant")
-    if fmt.layout == "NHWC":
-        x = b.op("Transpose", x, perm=[0, 2, 3, 1])
+        pads = [y0, x0, 0, fmt.size - p.new_h - y0, fmt.size - p.new_w - x0, 0]
+        x = b.op("Pad", x, b.const(pads, np.int64), b.const(np.int32(fmt.fill), np.int32), mode="constant")
+    if fmt.layout == "NCHW":
+        x = b.op("Transpose", x, perm=[2, 0, 1])
+    x = b.op("Unsqueeze", x, b.const([0], np.int64))
     if fmt.dtype == "uint8":
         x = b.op("Cast", x, to=_UINT8)
-    elif fmt.scale != 1.0:
-        x = b.op("Mul", x, b.const(fmt.scale))
+    else:
+        x = b.op("Cast", x, to=_FLOAT)
+        if fmt.scale != 1.0:
+            x = b.op("Mul", x, b.const(fmt.scale))
     b.op("Identity", x, out=output)
     shape = [1, 3, fmt.size, fmt.size] if fmt.layout == "NCHW" else [1, fmt.size, fmt.size, 3]
     model = b.model([helper.make_tensor_value_info(FRAME, _UINT8, [h, w, 3])],
@@ -153,7 +205,8 @@ def _default_opset(model: Any) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
 
 
-def with_prologue(model: Any, fmt: InputFormat, frame_hw: tuple[int, int]) -> tuple[Any, ResizeParams]:
+def with_prologue(model: Any, fmt: InputFormat, frame_hw: tuple[int, int],
+                  gather_uint8: bool = False) -> tuple[Any, ResizeParams]:
     """``model`` (a detector: path or ModelProto, one image input) with :func:`frame_prologue` merged in
     front: its input becomes ``frame`` (H, W, 3) uint8 BGR; metadata is kept, plus ``mca.resize``."""
     onnx = require_onnx()
@@ -165,8 +218,8 @@ def with_prologue(model: Any, fmt: InputFormat, frame_hw: tuple[int, int]) -> tu
     target = m.graph.input[0].name
     opset = _default_opset(m)
     if opset < 13:
-        raise ModelError(f"the detector's opset {opset} is older than 13 (the prologue needs Resize-13)")
-    pro, params = frame_prologue(fmt, frame_hw, opset=opset, ir_version=m.ir_version)
+        raise ModelError(f"the detector's opset {opset} is older than 13 (the prologue is written for 13+)")
+    pro, params = frame_prologue(fmt, frame_hw, opset=opset, ir_version=m.ir_version, gather_uint8=gather_uint8)
     del pro.metadata_props[:]
     merged = compose.merge_models(pro, m, io_map=[("pre/out", target)], producer_name="mca-pose",
                                   producer_version="1")
