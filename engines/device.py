@@ -346,6 +346,23 @@ class TransferLog:
         self.downloads.clear()
 
 
+class _CudaMemory:
+    """Owns CUDA buffers behind device arrays; frees them (after the stream's pending work) when the last
+    array viewing them is gone."""
+
+    def __init__(self, stream: Any, *buffers: Any) -> None:
+        self.stream, self.buffers = stream, buffers
+
+    def __del__(self) -> None:
+        try:
+            if self.stream is not None and hasattr(self.stream, "synchronize"):
+                self.stream.synchronize()
+            for b in self.buffers:
+                b.close()
+        except Exception as e:  # noqa: BLE001 - never raise from a finalizer; say it
+            log.warning("freeing CUDA buffers failed: %s", e)
+
+
 def upload(a: np.ndarray, device: "Device | str" = CPU, stream: Any = None, log_: TransferLog | None = None,
            name: str = "") -> DeviceArray:
     """``a`` on ``device``.  On the host stand-in this shares ``a``'s memory (no copy) and is still logged
@@ -358,11 +375,13 @@ def upload(a: np.ndarray, device: "Device | str" = CPU, stream: Any = None, log_
         return DeviceArray.from_numpy(a)
     from engines import cuda
 
+    if stream is None:
+        raise ModelError("an upload to CUDA needs the stream it is queued on")
     buf = cuda.DeviceBuffer(a.nbytes)
     host = cuda.HostBuffer(a.shape, a.dtype)  # pinned staging (phase 2: a ring of them, reused per frame)
     host.array[...] = a
     cuda.memcpy_htod_async(buf, host, a.nbytes, stream)
-    return DeviceArray(buf.ptr, a.shape, a.dtype, dev, stream, (buf, host))
+    return DeviceArray(buf.ptr, a.shape, a.dtype, dev, stream, _CudaMemory(stream, buf, host))
 
 
 def download(d: DeviceArray, log_: TransferLog | None = None, name: str = "") -> np.ndarray:

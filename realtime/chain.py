@@ -50,7 +50,7 @@ FAMILY_FORMATS = {
     "yolo": lambda size: InputFormat(size),  # NCHW float32 RGB / 255, letterboxed with grey 114
     "ssd": lambda size: InputFormat(size, layout="NHWC", dtype="uint8", letterbox=False),  # uint8 RGB, stretched
 }
-_FRAMES_KEPT = 4  # uploaded frames kept for the pose stage (the detector thread runs a frame ahead)
+_FRAMES_KEPT = 16  # uploaded frames kept for the pose stage (the detector thread runs up to a queue ahead)
 
 
 class _Described(Backend):
@@ -135,6 +135,11 @@ class GraphChain:
         self._frames: OrderedDict[int, tuple[np.ndarray, DeviceArray]] = OrderedDict()
         self._lock = threading.Lock()
         self._warned_saturated = False
+        self.stream: Any = None
+        if cfg.device.startswith("cuda"):
+            from engines import cuda
+
+            self.stream = cuda.Stream()  # uploads and small transfers (phase 2: one stream per stage + events)
         self.detector, self.pose = _ChainDetector(self), _ChainPose(self)
 
     # -- graphs ---------------------------------------------------------------------------
@@ -166,7 +171,7 @@ class GraphChain:
             hit = self._frames.get(id(image))
             if hit is not None and hit[0] is image:
                 return hit[1]
-            dev = upload(image, self.cfg.device, log_=self.transfers, name="frame")
+            dev = upload(image, self.cfg.device, self.stream, log_=self.transfers, name="frame")
             self._frames[id(image)] = (image, dev)
             while len(self._frames) > _FRAMES_KEPT:
                 self._frames.popitem(last=False)
@@ -214,8 +219,9 @@ class GraphChain:
         tfs = self.transforms(detections)
         rows, cols = crop_maps(np.stack([t.frame_to_input for t in tfs]), self.input_wh)
         dev = self.cfg.device
-        crops = run_on_device(crop_be, self.upload(image), upload(rows, dev, log_=self.transfers, name="maps"),
-                              upload(cols, dev, log_=self.transfers, name="maps"))[0]
+        crops = run_on_device(crop_be, self.upload(image),
+                              upload(rows, dev, self.stream, log_=self.transfers, name="maps"),
+                              upload(cols, dev, self.stream, log_=self.transfers, name="maps"))[0]
         peaks, scores = [], []
         for i in range(0, len(tfs), max(1, self.cfg.max_batch)):
             outs = dict(zip(self._pose_out, run_on_device(self.pose_backend, crops[i:i + self.cfg.max_batch])))

@@ -120,6 +120,8 @@ def test_upload_download_log_and_run_on_device() -> None:
     assert (log.count("up", "frame"), log.bytes("up"), log.count("down"), log.bytes("down", "y")) == (1, 24, 1, 24)
     with pytest.raises(ModelError, match="host arrays"):
         run_on_device(Double("m"), DeviceArray(0x1000, (2,), np.float32, "cuda"))
+    with pytest.raises(ModelError, match="stream"):
+        upload(x, "cuda:0")  # a CUDA upload is queued on a stream, never implicitly on the default one
 
     class Native(Backend):  # a backend that takes device memory itself (TensorRT in phase 2)
         def run(self, *arrays):
