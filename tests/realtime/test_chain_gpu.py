@@ -1,7 +1,7 @@
 """The graph chain on TensorRT (GPU machines, after issue 14 phase 2): same poses as the ONNX Runtime chain,
 the frame uploaded once and never copied back, the graphs exact on FP32 engines, frames/s printed.
 
-Marked ``gpu_only`` (the project's marker for TensorRT tests: ``python -m pytest -m gpu_only``); skipped with
+Marked ``gpu`` (the project's marker for TensorRT tests: ``python -m pytest -m gpu``); skipped with
 the reason where TensorRT, a GPU or ``TrtBackend.run_device`` is missing.
 """
 
@@ -17,7 +17,7 @@ pytest.importorskip("onnx", reason="the chain builds its graphs with the 'onnx' 
 from realtime.bench.chain import trt_chain_status  # noqa: E402
 
 WHY = trt_chain_status()
-pytestmark = [pytest.mark.gpu_only, pytest.mark.skipif(WHY is not None, reason=f"TensorRT chain: {WHY}")]
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(WHY is not None, reason=f"TensorRT chain: {WHY}")]
 
 # Stated tolerances against the ONNX Runtime chain on the same frames.
 FP32_KEYPOINT_PX = 0.5  # FP32 engines: the graphs are exact, the networks agree to ~1e-4
