@@ -183,6 +183,8 @@ class MCANet(nn.Module):
                   part_attention=i >= cfg.part_attention_from, merge=i < n - 1)
             for i in range(n)
         )
+        # Set by training with cfg.background_map: ``forward`` then returns the background map too (last channel).
+        self.return_background = False
 
     def forward_all(self, x: Tensor) -> MCAOutput:
         if not torch.jit.is_tracing() and (x.dim() != 4 or x.shape[1] != 3):
@@ -206,4 +208,7 @@ class MCANet(nn.Module):
         return out
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        return self.forward_all(x).heatmaps
+        out = self.forward_all(x)
+        if self.return_background and self.cfg.background_map:
+            return [torch.cat([h, b], 1) for h, b in zip(out.heatmaps, out.background)]  # type: ignore[list-item]
+        return out.heatmaps
