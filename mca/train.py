@@ -260,7 +260,13 @@ def _train(args: argparse.Namespace, ctx: Any) -> int:
             ck = read_checkpoint(args.resume)
         except CheckpointError as e:
             return user_error(str(e))
-        if ck["config_name"] != cfg.name or ck["config"] != cfg.to_dict():
+        from mca.config import MCAConfig
+
+        try:
+            same = MCAConfig(**ck["config"]) == cfg  # fields added since the checkpoint take their defaults
+        except (TypeError, ValueError):
+            same = False
+        if not same:
             return user_error(f"{args.resume} is a {ck['config_name']} checkpoint of another config than "
                               f"{cfg.name} with these --set overrides")
     torch.manual_seed(args.seed)

@@ -113,3 +113,11 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, extra, match) -> None
     assert train_main([*TINY, *extra, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and match in err[0]
+
+
+def test_resume_refuses_another_config(tmp_path, capsys) -> None:
+    assert train_main([*TINY, "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert train_main([*TINY, "--set", "channels=32", "--resume", str(tmp_path / "last.pt"),
+                       "--out", str(tmp_path)]) == 2
+    assert "another config" in capsys.readouterr().err
