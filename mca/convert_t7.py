@@ -38,9 +38,10 @@ KINDS = {"SpatialConvolution": "conv", "SpatialConvolutionMM": "conv", "SpatialF
          "SpatialBatchNormalization": "bn"}
 CONTAINERS = ("modules",)
 DPT = "nn.DataParallelTable"
-# what the authors' test/main.lua does with a DataParallelTable, as one command
-LUA_UNWRAP = ("th -e \"require 'cunn'; require 'cudnn'; require 'nngraph'; m = torch.load('model.t7'); "
-              "torch.save('model_single.t7', m:get(1):clearState())\"")
+# what the authors' test/main.lua does with a DataParallelTable, as one command (deserializeNGPUs = 1: a file
+# saved from 4 GPUs loads on a machine with one)
+LUA_UNWRAP = ("th -e \"require 'cunn'; require 'cudnn'; require 'nngraph'; nn.DataParallelTable.deserializeNGPUs = 1; "
+              "m = torch.load('model.t7'); torch.save('model_single.t7', m:get(1):clearState())\"")
 
 
 class T7Error(ValueError):

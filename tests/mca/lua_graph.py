@@ -326,6 +326,7 @@ def options_for(cfg: Any) -> LuaOptions:
     """The Lua options that build the graph of an mca config with the released stem (stride 1) and n_modual 1."""
     if cfg.stem_stride != 1 or cfg.hru_upsample != "nearest" or cfg.multi_resolution_attention or cfg.holistic_maps != 1:
         raise ValueError(f"{cfg.name}: not a graph hg-attention.lua builds")
-    return LuaOptions(n_stack=cfg.num_stacks, n_feats=cfg.channels, n_pool=cfg.hourglass_depth, maps=cfg.num_maps,
+    return LuaOptions(n_stack=cfg.num_stacks, n_feats=cfg.channels, n_pool=cfg.hourglass_depth,
+                      maps=cfg.num_joints + int(getattr(cfg, "background_map", False)),  # -trainBg: one more
                       lrn_ker=cfg.attention_kernel, iters=cfg.crf_iterations, part_from=cfg.part_attention_from,
                       last_width=cfg.last_stack_channels, stem_mid=cfg.stem_channels)

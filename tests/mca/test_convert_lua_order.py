@@ -42,10 +42,11 @@ def _first_difference(a: list, b: list) -> str:
 def test_released_graph_order_from_the_lua_construction(background, params, count) -> None:
     """mca_paper's conversion order equals nngraph's order of hg-attention.lua's modules, name by name and shape by
     shape; the Lua model's own parameter count is the audit's (58,312,088; the 17-map variant 58,328,204)."""
-    cfg = mca.get_config("mca_paper", background_map=background)
+    variant = {"background_map": True} if background else {}
+    cfg = mca.get_config("mca_paper", **variant)
     lua = L.released_graph(L.options_for(cfg))[1]
     assert len(lua) == count and sum(m.num_params for m in lua) == params
-    model = mca.create_model("mca_paper", background_map=background)
+    model = mca.create_model("mca_paper", **variant)
     assert sum(p.numel() for p in model.parameters()) == params
     expected, actual = _expected(cfg), _actual(model)
     assert actual == expected, _first_difference(actual, expected)
@@ -105,11 +106,14 @@ def _lua_fixture(model) -> W.Obj:
 
 
 def _wrap(gmodule: W.Obj, version: int) -> W.Obj:
-    """nn.DataParallelTable as cunn writes it: version 3 puts gpuAssignments before the field table."""
+    """nn.DataParallelTable as cunn writes it: from version 2 on, ``__write`` puts gpuAssignments before the field
+    table; the fields hold the one tower and the dispatcher (``impl``, whose ``dpt`` points back at the wrapper)."""
     gpus = [1, 2, 3, 4]
     fields = {"modules": [gmodule], "gpuAssignments": gpus, "dimension": 1, "typeStr": "torch.CudaTensor",
-              "usenccl": False, "train": False}
-    return W.Obj(C.DPT, fields, version=version, prelude=[gpus] if version >= 2 else [])
+              "usenccl": False, "train": False, "inputGpu": {}, "outputGpu": {}}
+    dpt = W.Obj("nn.DataParallelTable", fields, version=version, prelude=[gpus] if version >= 2 else [])
+    fields["impl"] = W.Obj("nn.DataParallelTable.Basic", {"dpt": dpt})  # a reference to an object being read
+    return dpt
 
 
 def _outputs_match(src, path, **convert_kwargs) -> None:
@@ -117,15 +121,16 @@ def _outputs_match(src, path, **convert_kwargs) -> None:
     out = C.convert(path, path.with_suffix(".pt"), "mca_paper", **{k: v for k, v in cfg.to_dict().items()
                                                                   if k in SMALL}, **convert_kwargs)
     converted, _ = load_checkpoint(out)
-    assert converted.cfg.background_map == cfg.background_map
+    background = getattr(cfg, "background_map", False)
+    assert getattr(converted.cfg, "background_map", False) == background
     x = torch.rand(2, 3, 64, 64) - 0.5
     with torch.no_grad():
         a, b = src.forward_all(x), converted.forward_all(x)
-        other = _source(1, background_map=cfg.background_map).forward_all(x)
+        other = _source(1, **({"background_map": True} if background else {})).forward_all(x)
     for s in range(cfg.num_stacks):
         torch.testing.assert_close(b.heatmaps[s], a.heatmaps[s], atol=1e-5, rtol=1e-5)
     assert not torch.allclose(a.heatmaps[-1], other.heatmaps[-1], atol=1e-3)  # the comparison can fail
-    if cfg.background_map:
+    if background:
         assert a.heatmaps[-1].shape[1] == 16 and b.background[-1].shape[1] == 1
         torch.testing.assert_close(b.background[-1], a.background[-1], atol=1e-5, rtol=1e-5)
 
@@ -149,6 +154,44 @@ def test_background_variant_is_detected_and_converted(tmp_path) -> None:
     _outputs_match(src, tmp_path / "model.t7", background_map=True)
     with pytest.raises(C.T7Error, match="background map of the 17-map -trainBg variant"):
         C.convert(tmp_path / "model.t7", tmp_path / "no.pt", "mca_paper", background_map=False, **SMALL)
+
+
+def _random_lua_fixture(opts: L.LuaOptions, seed: int = 0) -> W.Obj:
+    """A gModule of the Lua graph with random weights (no PyTorch model needed: the variant may not exist here)."""
+    rng = np.random.default_rng(seed)
+    objs: dict[int, W.Obj] = {}
+
+    def to_obj(m: L.LuaModule) -> W.Obj:
+        if id(m) not in objs:
+            if m.shares is not None:
+                src = to_obj(m.shares)
+                objs[id(m)] = W.Obj(src.cls, dict(src.fields))
+            elif m.label is not None:
+                n = m.shape[0]
+                f = {"weight": W.Tensor.of(rng.standard_normal(m.shape).astype(np.float32)),
+                     "bias": W.Tensor.of(rng.standard_normal(n).astype(np.float32))}
+                if m.kind == "bn":
+                    f |= {"running_mean": W.Tensor.of(np.zeros(n, np.float32)),
+                          "running_var": W.Tensor.of(np.ones(n, np.float32)), "eps": 1e-5}
+                objs[id(m)] = W.Obj(m.cls, f)
+            else:
+                objs[id(m)] = W.Obj(m.cls, {"modules": [to_obj(c) for c in m.children]} if m.children else {})
+        return objs[id(m)]
+
+    return W.Obj("nn.gModule", {"modules": [to_obj(m) for m in L.released_graph(opts)[0]]})
+
+
+def test_a_17_map_file_is_named_when_the_config_has_16(tmp_path) -> None:
+    """The -trainBg variant (17 maps, 12 modules more) offered to the 16-map config: the refusal says what it is."""
+    import dataclasses
+
+    cfg = mca.get_config("mca_paper", **SMALL)
+    W.save(tmp_path / "bg.t7", _random_lua_fixture(dataclasses.replace(L.options_for(cfg), maps=17)))
+    modules = C.read_t7_modules(tmp_path / "bg.t7")
+    model = mca.create_model("mca_paper", **SMALL)
+    assert len(modules) == len(C.released_order(model)) + 3 * (cfg.num_stacks - cfg.part_attention_from)
+    with pytest.raises(C.T7Error, match="background map of the 17-map -trainBg variant"):
+        C.load_into(model, modules)
 
 
 def test_a_wrapper_without_a_model_names_it_and_the_lua_fix(tmp_path, capsys) -> None:
