@@ -241,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.data == "synthetic":
-        res = evaluate_synthetic(run, js, s, h, flip_index, args.num or 1000, args.seed, protocol.flip)
+        res = {"protocol": protocol.describe(),  # synthetic people: quarter-pixel decoding, --flip
+               **evaluate_synthetic(run, js, s, h, flip_index, args.num or 1000, args.seed, protocol.flip)}
     else:
         from mca.data.real import AnnotationError, load_records
 

@@ -14,6 +14,11 @@ Three settings, as in the authors' ``test/main.lua``:
   script's second option).
 
 Crops come from :func:`mca.data.augment.make_sample` without augmentation (the one crop path).
+The upsampling uses this project's geometry (heatmap pixel ``j`` covers the crop's ``j``-th 1/64th,
+centre at ``j + 0.5``, the convention the training targets are drawn in, the release's included).
+The shipped script upsamples with torch's ``image.scale``, which aligns the corner pixels instead
+(node 0 on the crop's first image pixel, node 63 on its last): its positions lie further from the
+crop centre by up to half a heatmap pixel at the crop border.  That quirk is not reproduced.
 MPII's summary table (:func:`mpii_table`) groups joints as the common Python port of the MPII
 evaluation does (pose-hg-train, HRNet, mmpose): head = head top; shoulder ... ankle = the mean of the
 two sides; the total is over the 14 joints without pelvis and thorax, weighted by their counts.
@@ -111,11 +116,12 @@ def fuse_maps(maps: np.ndarray, frame_to_heatmap: np.ndarray, grid_to_frame: np.
               fuse: str = "mean") -> np.ndarray:
     """Every scale's maps (n, K, h, w), with their frame -> heatmap matrices (n, 2, 3), on one grid of ``size_wh``
     whose pixels sit at ``grid_to_frame``: (K, size_h, size_w), averaged (or the maximum) over the scales."""
+    if len(maps) == 0:
+        raise ValueError("fuse_maps needs the maps of at least one scale")
     acc = None
     for m, f2h in zip(maps, frame_to_heatmap):
         w = _warp_onto(m, H.compose_affine(f2h, grid_to_frame), size_wh)
         acc = w if acc is None else (acc + w if fuse == "mean" else np.maximum(acc, w))
-    assert acc is not None
     if fuse == "mean":
         acc /= len(maps)
     return np.ascontiguousarray(np.transpose(acc, (2, 0, 1)))

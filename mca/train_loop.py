@@ -142,10 +142,9 @@ def run_epochs(args: argparse.Namespace, ctx: Any, cfg: Any, net: Any, model: An
                 score = metrics["pckh@0.5"] if official else metrics["pck@0.2"]
                 is_best = score > best
                 best = max(best, score)
-                assert writer is not None
-                writer.writerow([epoch + 1, opt.param_groups[0]["lr"], f"{train_loss:.6f}", f"{metrics['pck@0.2']:.4f}",
-                                 f"{metrics.get('pckh@0.5', float('nan')):.4f}", int(official),
-                                 f"{time.time() - t0:.1f}"])
+                writer.writerow(  # type: ignore[union-attr]  # rank 0 opened it
+                    [epoch + 1, opt.param_groups[0]["lr"], f"{train_loss:.6f}", f"{metrics['pck@0.2']:.4f}",
+                     f"{metrics.get('pckh@0.5', float('nan')):.4f}", int(official), f"{time.time() - t0:.1f}"])
                 log.info("epoch %d: loss %.5f, val PCK@0.2 %.3f, PCKh@0.5 %.3f%s (%.0f s)", epoch + 1, train_loss,
                          metrics["pck@0.2"], metrics.get("pckh@0.5", float("nan")),
                          " (official head sizes)" if official else "", time.time() - t0)

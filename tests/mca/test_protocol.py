@@ -169,3 +169,6 @@ def test_evaluate_cli_prints_protocol_per_joint_and_total(tmp_path, capsys) -> N
     assert "--scales" in capsys.readouterr().err
     assert eval_main(["--checkpoint", str(ck), "--protocol", "released"]) == 2  # synthetic: --flip only
     assert "real data sets" in capsys.readouterr().err
+    assert eval_main(["--checkpoint", str(ck), "--num", "3", "--flip"]) == 0  # synthetic people name it too
+    out = capsys.readouterr().out
+    assert "protocol: decode: heatmap argmax + quarter pixel; flip: yes; single scale" in out and "pckh@0.5:" in out
