@@ -130,6 +130,9 @@ def _real_datasets(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any]:
             records = [r for r in records if (r.image, r.image_id, r.ann_id) not in keys]
             if n != len(records):
                 log.info("left %d validation people out of the training set", n - len(records))
+            elif {r.image for r in val} & {r.image for r in records}:
+                log.warning("validation images also appear in the training set, but no person matched by "
+                            "(image, index, person): validation may include trained-on people")
     else:
         if len(records) < 2:
             raise AnnotationError(f"{args.annotations}: too few people to hold some out for validation")
