@@ -82,7 +82,7 @@ def check_graphs(backend: str = "ort", frame_hw: tuple[int, int] = (720, 1280), 
     img = _frame(h, w, 0)
     try:
         rng = np.random.default_rng(1)
-        mats = np.stack([H.crop_matrix(rng.uniform([-0.1 * w, -0.1 * h], [1.1 * w, 1.1 * h]),
+        mats = np.stack([H.crop_matrix(tuple(rng.uniform([-0.1 * w, -0.1 * h], [1.1 * w, 1.1 * h]).tolist()),
                                        (rng.uniform(20, h), rng.uniform(20, h)), (crop, crop),
                                        rng.uniform(-180, 180) if i % 2 else 0.0, flip=i % 3 == 0)
                          for i in range(persons)])
@@ -91,9 +91,9 @@ def check_graphs(backend: str = "ort", frame_hw: tuple[int, int] = (720, 1280), 
         (got,), ms = _run(path, backend, img, rows, cols)
         want = np.stack([cv2.warpAffine(img, m, (crop, crop), flags=cv2.INTER_LINEAR,
                                         borderMode=cv2.BORDER_CONSTANT, borderValue=0) for m in mats])
-        d = int(np.abs(got.astype(np.int16) - want).max())
-        results.append(CheckResult(f"crop {persons}x{crop}px from {w}x{h}", d == 0,
-                                   f"max |graph - cv2.warpAffine| = {d} grey levels", ms))
+        dmax = int(np.abs(got.astype(np.int16) - want).max())
+        results.append(CheckResult(f"crop {persons}x{crop}px from {w}x{h}", dmax == 0,
+                                   f"max |graph - cv2.warpAffine| = {dmax} grey levels", ms))
 
         pro, _ = frame_prologue(InputFormat(320), (h, w))
         path = save_graph(pro, "check_letterbox", cache_dir)

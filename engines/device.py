@@ -216,8 +216,8 @@ class DeviceArray:
         if self.nbytes == 0:
             return np.empty(self.shape, self.dtype)
         buf = (ctypes.c_byte * self.nbytes).from_address(self.ptr)
-        view = np.frombuffer(buf, self.dtype, self.size).reshape(self.shape)
-        buf._mca_owner = self  # the ctypes buffer (the view's base) keeps this array's owner alive
+        view = np.frombuffer(memoryview(buf).cast("B"), self.dtype, self.size).reshape(self.shape)
+        setattr(buf, "_mca_owner", self)  # the ctypes buffer (the view's base) keeps this array's owner alive
         return view
 
     # -- views ------------------------------------------------------------------------
