@@ -13,8 +13,12 @@ import argparse
 import logging
 import os
 import sys
+import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from realtime.batch.worker import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +136,7 @@ def _model_spec(spec: str | None, role: str) -> str | None:
     return str(path.resolve())
 
 
-def worker_settings(args: argparse.Namespace):  # noqa: ANN201 - WorkerSettings
+def worker_settings(args: argparse.Namespace) -> "WorkerSettings":
     """The workers' settings from the command line (CPU workers: ONNX Runtime on the CPU, half their CPUs)."""
     from realtime.batch.worker import WorkerSettings
 
@@ -191,8 +195,6 @@ def _bar_text(runner: Any) -> str:
 def _summary(tally: Any, skipped: dict[str, int], workers: int, info: dict | None, manifest: Path,
              left: int) -> str:
     fps, vph = tally.rates()
-    import time
-
     seconds = time.perf_counter() - tally.started_at
     lines = [f"videos: {tally.done} done, {tally.failed} failed, {tally.interrupted} interrupted, {left} not started; "
              f"skipped {skipped['done']} done and {skipped['failed']} failed in earlier runs",

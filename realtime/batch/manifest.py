@@ -66,13 +66,32 @@ class Manifest:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.records = read_manifest(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._truncate_torn_line()
             self._f = path.open("a", encoding="utf-8")
         except OSError as e:
             raise ManifestError(f"cannot write the manifest {path}: {e.strerror or e}") from None
+        try:
+            self._lock()
+            self.records = read_manifest(path)
+            self._truncate_torn_line()
+        except BaseException:
+            self._f.close()
+            raise
+
+    def _lock(self) -> None:
+        """One job per output folder: two drivers appending to one manifest would hand out the same videos."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no advisory locks here
+            return
+        try:
+            fcntl.flock(self._f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ManifestError(f"another batch job is writing {self.path} (it is locked); wait for it to end "
+                                f"or give another --out") from None
+        except OSError as e:  # pragma: no cover - a filesystem without locks (some network mounts)
+            log.debug("cannot lock %s (%s); going on without a lock", self.path, e)
 
     def _truncate_torn_line(self) -> None:
         if not self.path.exists():
@@ -98,10 +117,10 @@ class Manifest:
             os.fsync(self._f.fileno())
         except OSError:  # pragma: no cover - some network filesystems do not fsync
             pass
-        self.records[rec["input"]] = rec
+        self.records[str(rec["input"])] = rec
 
     def close(self) -> None:
-        self._f.close()
+        self._f.close()  # also releases the lock
 
     def __enter__(self) -> "Manifest":
         return self

@@ -27,7 +27,8 @@ from realtime.batch.worker import VideoJob, VideoWorker, WorkerSettings, one_lin
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RayUnavailable", "ClusterError", "Running", "Tally", "BatchRunner", "connect"]
+__all__ = ["RayUnavailable", "ClusterError", "Running", "Tally", "BatchRunner", "connect", "install_signals",
+           "slots_for", "cluster_slots", "creation_error"]
 
 POLL_S = 0.5  # how often running workers are asked for their frame count
 STOP_GRACE_S = 15.0  # after a second Ctrl-C, how long running videos get to stop before their workers are killed
@@ -369,13 +370,24 @@ def install_signals(runner: BatchRunner, say: Callable[[str], None]) -> Callable
     return restore
 
 
-def cluster_slots(cpus_per_worker: float, gpus_per_worker: float) -> int:
-    """How many workers the connected Ray's resources hold (CPUs, and GPUs when workers ask for some)."""
-    res = _ray().cluster_resources()
-    n = int(res.get("CPU", 1) // max(cpus_per_worker, 1e-9))
+def slots_for(resources: dict[str, float], cpus_per_worker: float, gpus_per_worker: float) -> int:
+    """How many workers ``resources`` hold (CPUs, and GPUs when workers ask for some).
+
+    Divides, then floors with a little slack: ``1 // 0.1`` is 9.0 in floating point, but ten
+    workers of 0.1 GPU fit on one GPU (Ray counts resources in units of 1/10000).
+    """
+    def fit(have: float, each: float) -> int:
+        return int(have / each + 1e-6)
+
+    n = fit(resources.get("CPU", 1), max(cpus_per_worker, 1e-4))
     if gpus_per_worker > 0:
-        n = min(n, int(res.get("GPU", 0) // gpus_per_worker + 1e-9))
+        n = min(n, fit(resources.get("GPU", 0), gpus_per_worker))
     return max(0, n)
+
+
+def cluster_slots(cpus_per_worker: float, gpus_per_worker: float) -> int:
+    """How many workers the connected Ray's resources hold now."""
+    return slots_for(_ray().cluster_resources(), cpus_per_worker, gpus_per_worker)
 
 
 def creation_error(e: BaseException) -> str:

@@ -95,9 +95,10 @@ class VideoWorker:
 
         _quiet_native_logs()
         self.settings = s = settings
-        load = {"backend": s.backend, "precision": s.precision, "device": s.device, "threads": s.threads}
-        pose_backend = load_model(resolve_model(s.pose, "pose"), **load)
-        det_backend = load_model(resolve_model(s.detector, "detector"), **load)
+        pose_backend = load_model(resolve_model(s.pose, "pose"), backend=s.backend, precision=s.precision,
+                                  device=s.device, threads=s.threads)
+        det_backend = load_model(resolve_model(s.detector, "detector"), backend=s.backend, precision=s.precision,
+                                 device=s.device, threads=s.threads)
         self.estimator = PoseEstimator(pose_backend, flip_test=s.flip_test)
         self.detector = PersonDetector(det_backend, conf=s.conf, max_persons=s.max_persons)
         self._lock = threading.Lock()

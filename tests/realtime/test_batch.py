@@ -22,6 +22,7 @@ from realtime.batch.cli import build_parser
 from realtime.batch.cli import run as batch_run
 from realtime.batch.inputs import InputError, assign_stems, expand_inputs
 from realtime.batch.manifest import Manifest, ManifestError, read_manifest
+from realtime.batch.runner import slots_for
 from realtime.run import main as run_main
 from tests.realtime.conftest import synthetic_frames, write_video
 
@@ -194,3 +195,21 @@ def test_user_errors_are_one_line(clips, tmp_path) -> None:
         r = subprocess.run([sys.executable, "-m", "realtime.batch", *argv], env=env, capture_output=True, text=True,
                            timeout=60)
         assert r.returncode == 2 and r.stderr.startswith("error:") and r.stderr.count("\n") == 1, (argv, r.stderr)
+
+
+def test_one_job_per_output_folder(tmp_path) -> None:
+    """A second driver on the same DIR is refused while the first holds its manifest, and allowed after."""
+    path = tmp_path / "manifest.jsonl"
+    with Manifest(path):
+        with pytest.raises(ManifestError, match="another batch job"):
+            Manifest(path)
+    Manifest(path).close()
+
+
+def test_worker_slots_count_fractions_exactly() -> None:
+    assert slots_for({"CPU": 2.0}, 1.0, 0.0) == 2
+    assert slots_for({"CPU": 2.0}, 0.1, 0.0) == 20  # 2 // 0.1 is 19.0 in floating point
+    assert slots_for({"CPU": 16.0, "GPU": 1.0}, 1.0, 0.1) == 10
+    assert slots_for({"CPU": 16.0, "GPU": 2.0}, 1.0, 0.3) == 6
+    assert slots_for({"CPU": 3.0, "GPU": 1.0}, 1.0, 0.25) == 3  # the CPUs are the limit
+    assert slots_for({"CPU": 16.0}, 1.0, 0.5) == 0  # GPU workers on a cluster without GPUs
