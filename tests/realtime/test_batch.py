@@ -213,3 +213,16 @@ def test_worker_slots_count_fractions_exactly() -> None:
     assert slots_for({"CPU": 16.0, "GPU": 2.0}, 1.0, 0.3) == 6
     assert slots_for({"CPU": 3.0, "GPU": 1.0}, 1.0, 0.25) == 3  # the CPUs are the limit
     assert slots_for({"CPU": 16.0}, 1.0, 0.5) == 0  # GPU workers on a cluster without GPUs
+
+
+def test_ray_and_torch_are_not_needed_until_a_job_runs(clips, tmp_path) -> None:
+    """Without Ray (and without torch) --help works and a job is one 'error:' line naming the extra, exit 2."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    code = ("import runpy, sys; sys.modules['ray'] = None; sys.modules['torch'] = None; sys.argv[0] = 'batch'; "
+            "runpy.run_module('realtime.batch', run_name='__main__')")
+    r = subprocess.run([sys.executable, "-c", code, "--help"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "--gpus-per-worker" in r.stdout, r.stderr
+    r = subprocess.run([sys.executable, "-c", code, str(clips["a"]), "--out", str(tmp_path / "o"), *MODELS],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.startswith("error: the batch command needs Ray") \
+        and r.stderr.count("\n") == 1, r.stderr
