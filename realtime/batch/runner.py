@@ -15,6 +15,7 @@ Only the driver writes the manifest; workers write the videos' outputs.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -71,7 +72,11 @@ def connect(address: str | None, num_cpus: int | None, verbose: bool = False) ->
         ray.init(**opts)
     except Exception as e:  # noqa: BLE001 - ConnectionError, RuntimeError, gRPC errors ...
         where = "start a local Ray" if address is None else f"connect to the Ray cluster at {address}"
-        raise ClusterError(f"cannot {where}: {one_line(e)}") from None
+        hint = ""
+        if address is not None and not os.environ.get("RAY_AUTH_MODE"):
+            hint = ("; if the cluster uses token authentication (the default for 'ray start' since Ray 2.59), "
+                    "set RAY_AUTH_MODE=token and give its token (ray get-auth-token, RAY_AUTH_TOKEN)")
+        raise ClusterError(f"cannot {where}: {one_line(e)}{hint}") from None
     return True
 
 
@@ -310,14 +315,13 @@ class BatchRunner:
                     break
                 if not busy and not starting and not any(s.actor for s in self.slots):
                     raise ClusterError("no worker left to run the remaining videos")
-                refs = {s.work_ref: s for s in busy} | {s.ready_ref: s for s in starting}
+                # By kind, not by identity: Ray Client (ray://) returns new ref objects from ray.wait.
+                refs = {s.work_ref: (s, self._finish) for s in busy} | \
+                    {s.ready_ref: (s, self._ready) for s in starting}
                 done, _ = ray.wait(list(refs), num_returns=1, timeout=POLL_S)
                 for ref in done:
-                    s = refs[ref]
-                    if ref is s.ready_ref:
-                        self._ready(s)
-                    else:
-                        self._finish(s)
+                    slot, handle = refs[ref]
+                    handle(slot)
                 self._poll(time.perf_counter())
                 if kill_at is not None and time.perf_counter() > kill_at:
                     for s in self.slots:

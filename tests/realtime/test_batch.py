@@ -9,9 +9,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -226,3 +229,45 @@ def test_ray_and_torch_are_not_needed_until_a_job_runs(clips, tmp_path) -> None:
                        env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stderr.startswith("error: the batch command needs Ray") \
         and r.stderr.count("\n") == 1, r.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@needs_ray
+def test_an_existing_cluster_by_address_and_by_ray_client(clips, tmp_path) -> None:
+    """`ray start --head`, then the command with --address HOST:PORT and with ray://HOST:PORT (Ray Client).
+
+    Ray Client hands back new ref objects from ray.wait: the driver loop must not compare refs by identity.
+    """
+    psutil = pytest.importorskip("psutil", reason="psutil (dev extra) stops the test's own Ray processes")
+    temp = Path(tempfile.mkdtemp(prefix="rb", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+    gcs, client = _free_port(), _free_port()
+    env = dict(os.environ, PYTHONPATH=str(REPO), RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    ray_cli = Path(sys.executable).with_name("ray")
+    try:
+        subprocess.run([str(ray_cli), "start", "--head", "--port", str(gcs), "--ray-client-server-port", str(client),
+                        "--dashboard-agent-listen-port", str(_free_port()), "--num-cpus", "2",
+                        "--include-dashboard", "false", "--temp-dir", str(temp)],
+                       env=env, check=True, capture_output=True, timeout=120)
+        for address, out in ((f"127.0.0.1:{gcs}", tmp_path / "gcs"), (f"ray://127.0.0.1:{client}", tmp_path / "rc")):
+            r = subprocess.run([sys.executable, "-m", "realtime.batch", str(clips["a"]), str(clips["b"]),
+                                str(clips["corrupt"]), "--out", str(out), "--address", address, "--quiet", *MODELS],
+                               env=env, capture_output=True, text=True, timeout=180)
+            assert r.returncode == 1 and "Traceback" not in r.stderr, (address, r.stderr[-2000:])  # corrupt failed
+            last = read_manifest(out / "manifest.jsonl")
+            assert [last[str(clips[k])]["status"] for k in ("a", "b", "corrupt")] == ["done", "done", "failed"]
+            assert (out / "a.jsonl").read_bytes().count(b"\n") == 11  # header + 10 frames
+    finally:
+        mine = [p for p in psutil.process_iter(["cmdline"]) if str(temp) in " ".join(p.info["cmdline"] or [])]
+        for p in mine:
+            for q in [*p.children(recursive=True), p]:
+                try:
+                    q.kill()
+                except psutil.Error:
+                    pass
+        shutil.rmtree(temp, ignore_errors=True)
