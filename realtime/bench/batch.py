@@ -120,6 +120,14 @@ def time_batch(folder: Path, n_clips: int, out: Path, workers: int, models: list
             "worker_seconds": round(sum(r["seconds"] for r in done), 2)}
 
 
+def _load() -> float:
+    """The 1-minute load average (NaN where the OS has none): how busy the shared machine was."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return float("nan")
+
+
 def machine() -> str:
     """One line: CPU, cores, and the versions that matter here."""
     cpu = platform.processor() or platform.machine()
@@ -144,16 +152,18 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     loop = next((r for r in rows if r["setting"] == "loop"), None)
     lines = ["# Batch benchmark: `realtime.batch` vs a shell loop of `realtime.run`", "",
              f"Command: `{meta['command']}`", "",
-             f"Machine: {meta['machine']}. Shared with other jobs while measured, so timings are noisy "
-             "(10-30 % between runs): compare the rows of one run.", "",
+             f"Machine: {meta['machine']}. Shared with other jobs while measured (the load column: the 1-minute "
+             "load average when the setting started; above the core count, other jobs took CPU time), so timings "
+             "are noisy: compare the rows of one run, and rerun before drawing conclusions from small ratios.", "",
              f"Clips: {meta['clips']} clips of {meta['frames_per_clip']} frames cut from {meta['source']} "
              f"(H.264 MP4), models {meta['models']}; every setting writes the MP4, COCO JSON and JSON Lines per clip. "
              "Wall clock includes process starts, Ray's start and model loads.", "",
-             "| setting | workers | wall s | videos/hour | frames/s | vs loop |", "|---|---|---|---|---|---|"]
+             "| setting | workers | wall s | videos/hour | frames/s | vs loop | load |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         vph, fps = 3600 * r["videos"] / r["seconds"], r["frames"] / r["seconds"]
         ratio = f"{loop['seconds'] / r['seconds']:.2f}x" if loop else "-"
-        lines.append(f"| {r['setting']} | {r['workers']} | {r['seconds']:.1f} | {vph:.0f} | {fps:.1f} | {ratio} |")
+        lines.append(f"| {r['setting']} | {r['workers']} | {r['seconds']:.1f} | {vph:.0f} | {fps:.1f} | {ratio} "
+                     f"| {r.get('load', float('nan')):.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -191,10 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         clips = make_clips(source, folder, args.clips, args.frames_per_clip)
         if not args.no_loop:
-            rows.append(time_loop(clips, args.work / "out_loop", models))
+            load = _load()
+            rows.append(time_loop(clips, args.work / "out_loop", models) | {"load": load})
             print(rows[-1], flush=True)
         for n in args.workers:
-            rows.append(time_batch(folder, len(clips), args.work / f"out_batch{n}", n, models))
+            load = _load()
+            rows.append(time_batch(folder, len(clips), args.work / f"out_batch{n}", n, models) | {"load": load})
             print(rows[-1], flush=True)
     except (BenchError, subprocess.CalledProcessError) as e:
         print(f"error: {e}", file=sys.stderr)
