@@ -51,7 +51,7 @@ def _bench(a: argparse.Namespace) -> int:
     if a.workers == 1:
         res = [_bench_worker(jobs[0])]
     else:
-        with mp.get_context("spawn").Pool(a.workers) as pool:
+        with mp.get_context("fork").Pool(a.workers) as pool:  # the parent holds no torch state yet
             res = pool.map(_bench_worker, jobs)
     wall = time.perf_counter() - t0
     n = sum(r[0] for r in res)

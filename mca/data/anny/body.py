@@ -36,7 +36,7 @@ PARTS = ("head", "neck", "torso.L", "torso.R", "hips.L", "hips.R", "upperarm.L",
 PART_ID = {p: i for i, p in enumerate(PARTS)}
 
 # bone-name prefix -> region (side added from the bone's suffix, or from the rest-pose X for central bones)
-_BONE_REGION = (("eye", "head"), ("head", "head"), ("neck01", "neck"), ("neck", "head"), ("spine", "torso"),
+_BONE_REGION = (("eye", "head"), ("head", "head"), ("neck", "neck"), ("spine", "torso"),
                 ("clavicle", "torso"), ("root", "hips"), ("pelvis", "hips"), ("shoulder01", "upperarm"),
                 ("upperarm", "upperarm"), ("lowerarm", "forearm"), ("wrist", "hand"), ("finger", "hand"),
                 ("metacarpal", "hand"), ("upperleg", "thigh"), ("lowerleg", "shin"), ("foot", "foot"),
