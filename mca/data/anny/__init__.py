@@ -6,7 +6,7 @@ optional ``anny`` package: ``pip install -e '.[synth]'``).  Never imported by ``
   with visibility from depth and body parts.
 * :class:`AnnyPoseDataset` (on the fly) and :class:`AnnyCachedPoseDataset` (a generated cache): the item dict of
   :class:`mca.data.datasets.SyntheticPoseDataset`.
-* ``python -m mca.data.anny {setup,cache,scenes,bench,grid}``.
+* ``python -m mca.data.anny {setup,cache,scenes,bench,fit,grid}``.
 
 Attributes are imported lazily, so ``import mca.data.anny`` costs nothing until one is used.
 """

@@ -7,6 +7,8 @@ Commands:
   (:class:`mca.data.anny.AnnyCachedPoseDataset` reads them); resumable, deterministic per ``--seed``.
 * ``scenes --out DIR --num N`` -- full frames with several people: YOLO labels, COCO keypoints, for the detector.
 * ``bench`` -- render crops and print crops/s (the machine's other load counts: say so when you quote it).
+* ``fit --labels NPZ --out BANK`` -- a pose bank: Anny fitted to a teacher's 2-D keypoints on real frames
+  (``cache``/``scenes --pose-bank BANK`` draw 30% of poses from it).
 * ``grid --out PNG`` -- a labelled grid of crops to look at (left joints green, right red, centre cyan).
 """
 
@@ -97,6 +99,23 @@ def _grid(a: argparse.Namespace) -> int:
     return 0
 
 
+def _fit(a: argparse.Namespace) -> int:
+    from mca.data.anny.fit import fit_file
+
+    if not a.labels.is_file():
+        print(f"error: no pseudo-label file at {a.labels}", file=sys.stderr)
+        return 2
+    try:
+        r = fit_file(a.labels, a.out, a.sources, a.key, a.min_score, a.min_keypoints, a.max_rms, a.limit, a.seed,
+                     a.steps)
+    except (ValueError, KeyError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{a.out}: {r['accepted']} poses of {r['fitted']} fitted (median RMS {r['median_rms']:.3f} of the "
+          f"person's size; {r['with_enough_keypoints']} of {r['people_from_sources']} people had enough keypoints)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m mca.data.anny", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
@@ -124,6 +143,19 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--size", type=int, default=256, help="crop size")
     b.add_argument("--seed", type=int, default=0, help="seed")
     b.add_argument("--no-collision", action="store_true", help="skip the self-intersection rejection")
+    f = sub.add_parser("fit", help="a pose bank fitted to a teacher's 2-D keypoints on real frames",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    f.add_argument("--labels", type=Path, required=True,
+                   help="pseudo-label split of tools/pseudo_label.py (its train split only: never the held-out one)")
+    f.add_argument("--out", type=Path, required=True, help="bank .npz to write (report next to it, .json)")
+    f.add_argument("--sources", default="vtest.avi*", help="glob on the items' sources (the shared photos are held out)")
+    f.add_argument("--key", default="teacher", help="keypoint array: teacher (MoveNet) or alt_teacher (BlazePose)")
+    f.add_argument("--min-score", type=float, default=0.3, help="keypoints scoring below are ignored")
+    f.add_argument("--min-keypoints", type=int, default=10, help="people with fewer confident keypoints are skipped")
+    f.add_argument("--max-rms", type=float, default=0.05, help="reject fits worse than this (fraction of size)")
+    f.add_argument("--limit", type=int, help="fit at most this many people")
+    f.add_argument("--seed", type=int, default=0, help="seed")
+    f.add_argument("--steps", type=int, default=150, help="Adam steps, then as many L-BFGS iterations")
     g = sub.add_parser("grid", help="a labelled grid of crops", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g.add_argument("--out", type=Path, required=True, help="PNG to write")
     g.add_argument("--num", type=int, default=12, help="crops")
@@ -156,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         return _bench(a)
     if a.cmd == "grid":
         return _grid(a)
+    if a.cmd == "fit":
+        return _fit(a)
     if a.pose_bank is not None and not a.pose_bank.is_file():
         print(f"error: no pose bank at {a.pose_bank}", file=sys.stderr)
         return 2
