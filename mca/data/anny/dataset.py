@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from mca.data.augment import AugmentConfig, make_sample
 from mca.joints import get_joint_set
 
-__all__ = ["AnnyPoseDataset", "AnnyCachedPoseDataset", "load_cache_labels"]
+__all__ = ["AnnyPoseDataset", "AnnyCachedPoseDataset", "load_cache_labels", "cached_train_val"]
 
 
 def _item(s, joints: np.ndarray, visible: np.ndarray) -> dict[str, torch.Tensor]:  # noqa: ANN001 - Sample
@@ -100,10 +100,11 @@ class AnnyCachedPoseDataset(Dataset):
 
     def __init__(self, root: str | Path, joint_set: str, input_size: int, heatmap_size: int, seed: int = 0,
                  train: bool = True, augment: AugmentConfig = AugmentConfig(), label_occluded: bool = False,
-                 indices: np.ndarray | None = None) -> None:
+                 indices: np.ndarray | None = None, cache: tuple[dict, dict] | None = None) -> None:
         self.root = Path(root)
         self.js = get_joint_set(joint_set)
-        manifest, labels = load_cache_labels(self.root)
+        # ``cache``: (manifest, labels) already read, so ``indices`` refer to the same rows while chunks still land
+        manifest, labels = cache if cache is not None else load_cache_labels(self.root)
         if manifest.get("kind") != "anny-pose":
             raise ValueError(f"{root}: not a pose cache (kind {manifest.get('kind')!r})")
         self.manifest = manifest
@@ -135,3 +136,25 @@ class AnnyCachedPoseDataset(Dataset):
         s = make_sample(self.image(r), self.joints[r], use, self.box[r], self.input_size, self.heatmap_size,
                         self.js.flip_index, rng, self.augment)
         return _item(s, self.joints[r], self.visible[r])
+
+
+def cached_train_val(root: str | Path, joint_set: str, input_size: int, heatmap_size: int, val_size: int = 512,
+                     seed: int = 0, augment: AugmentConfig = AugmentConfig()
+                     ) -> tuple[AnnyCachedPoseDataset, AnnyCachedPoseDataset]:
+    """Training and validation sets of one pose cache (``python -m mca.train --data anny``).
+
+    Validation holds every k-th item of the cache (k from the manifest's full size and ``val_size``), so
+    the split is the same while the cache is still growing and a validation crop is never trained on."""
+    manifest, labels = cache = load_cache_labels(root)
+    if manifest.get("kind") != "anny-pose":
+        raise ValueError(f"{root}: not a pose cache (kind {manifest.get('kind')!r})")
+    index = labels.get("index", np.zeros(0, np.int64))[np.asarray(labels.get("valid", np.zeros(0, bool)), bool)]
+    every = max(2, int(round(int(manifest["num"]) / max(1, val_size))))
+    is_val = index % every == every - 1
+    if is_val.all() or not is_val.any():
+        raise ValueError(f"{root}: too few finished items ({len(index)}) for a training/validation split")
+    train = AnnyCachedPoseDataset(root, joint_set, input_size, heatmap_size, seed, True, augment,
+                                  indices=np.nonzero(~is_val)[0], cache=cache)
+    val = AnnyCachedPoseDataset(root, joint_set, input_size, heatmap_size, seed, False, augment,
+                                indices=np.nonzero(is_val)[0], cache=cache)
+    return train, val

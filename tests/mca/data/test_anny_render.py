@@ -128,6 +128,18 @@ def test_cache_manifest_resume_and_dataset(tmp_path) -> None:  # noqa: ANN001
     assert np.allclose(ds.joints[2], direct["joints"]) and np.array_equal(ds.visible[2], direct["visible"])
     it = ds[2]
     assert it["target"].shape == (17, 16, 16) and np.allclose(it["gt_joints"].numpy(), direct["joints"])
+    # python -m mca.train --data anny: every k-th item validates (k = 3 items / 1), never trained on
+    from mca.data.anny.dataset import cached_train_val
+    from mca.train import main as train_main
+
+    tr, va = cached_train_val(out, "mpii16", 64, 16, val_size=1)
+    assert sorted(tr.index[tr.rows]) == [0, 1] and list(va.index[va.rows]) == [2]
+    run = ["--config", "mca_tiny", "--epochs", "1", "--iters-per-epoch", "1", "--batch-size", "2", "--val-size", "1",
+           "--workers", "0", "--out", str(tmp_path / "run"), "--data", "anny"]
+    assert train_main(run) == 2  # no --anny-cache
+    assert train_main([*run, "--anny-cache", str(tmp_path / "none")]) == 2
+    assert train_main([*run, "--anny-cache", str(out)]) == 0
+    assert len((tmp_path / "run" / "log.csv").read_text().splitlines()) == 2
 
 
 def test_cli_rejects_bad_input(tmp_path) -> None:  # noqa: ANN001
