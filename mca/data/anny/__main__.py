@@ -33,6 +33,16 @@ def _size(s: str) -> tuple[int, int]:
     return w, h
 
 
+def _pair(s: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in s.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI degrees, got {s!r}") from None
+    if not -90 <= lo <= hi <= 90:
+        raise argparse.ArgumentTypeError("need -90 <= LO <= HI <= 90")
+    return lo, hi
+
+
 def _bench_worker(args: tuple[int, int, int, int, bool]) -> tuple[int, float]:
     seed, lo, n, size, collision = args
     from mca.data.anny.generate import AnnyCropRenderer
@@ -107,7 +117,7 @@ def _fit(a: argparse.Namespace) -> int:
         return 2
     try:
         r = fit_file(a.labels, a.out, a.sources, a.key, a.min_score, a.min_keypoints, a.max_rms, a.limit, a.seed,
-                     a.steps)
+                     a.steps, a.elevation)
     except (ValueError, KeyError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -156,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--limit", type=int, help="fit at most this many people")
     f.add_argument("--seed", type=int, default=0, help="seed")
     f.add_argument("--steps", type=int, default=150, help="Adam steps, then as many L-BFGS iterations")
+    f.add_argument("--elevation", type=_pair, default=(-10.0, 60.0),
+                   help="LO,HI degrees: the camera's elevation above the people (vtest.avi: about 20,45; a negative LO as --elevation=-10,60)")
     g = sub.add_parser("grid", help="a labelled grid of crops", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g.add_argument("--out", type=Path, required=True, help="PNG to write")
     g.add_argument("--num", type=int, default=12, help="crops")

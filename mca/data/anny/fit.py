@@ -2,12 +2,12 @@
 
 The teacher (MoveNet thunder, run by ``tools/pseudo_label.py`` on the training frames of ``vtest.avi``; the
 held-out frames and the seven shared photos are never used) gives 2-D keypoints with scores.  For each person
-the anatomical angles of :mod:`mca.data.anny.poses`, a global yaw / pitch / roll and a weak-perspective camera
-are fitted to minimise
+the anatomical angles of :mod:`mca.data.anny.poses`, the body's yaw, the camera's elevation and roll and a
+weak-perspective camera are fitted to minimise
 
 * the reprojection error of the scored keypoints (weighted by score, in units of the person's size),
-* the hand-set joint limits (a steep penalty outside them), a weak prior towards the rest of each angle, and
-  an upright prior on pitch and roll (the people in this footage stand and walk),
+* the hand-set joint limits (a steep penalty outside them), a weak prior towards the rest of each angle, a
+  range for the camera's elevation and a prior on its roll (the body itself stays upright),
 
 from several starts (facing the camera, away, either side), keeping the best; all people and starts are fitted
 at once by gradient descent on a batched PyTorch forward kinematics of the bone heads (the same rotations as
@@ -160,14 +160,16 @@ class TorchFK:
         return Hs + (Ws @ self.coco_offset.to(deg.dtype)[None, :, :, None])[..., 0]
 
 
-def _euler_t(t, yaw, pitch, roll):  # noqa: ANN001, ANN202
+def _euler_t(t, yaw, elevation, roll):  # noqa: ANN001, ANN202 - torch twin of _euler (radians)
     n = yaw.shape[0]
     e = [t.tensor(v, dtype=yaw.dtype).expand(n, 3) for v in np.eye(3)]
-    return _rodrigues(e[2], yaw) @ _rodrigues(e[0], pitch) @ _rodrigues(e[1], roll)
+    return _rodrigues(e[1], roll) @ _rodrigues(e[0], elevation) @ _rodrigues(e[2], yaw)
 
 
-def _euler(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    return P.rot([0, 0, 1.0], yaw) @ P.rot([1.0, 0, 0], pitch) @ P.rot([0, 1.0, 0], roll)
+def _euler(yaw: float, elevation: float, roll: float) -> np.ndarray:
+    """The upright body turned by ``yaw`` (degrees; 0 faces the camera, as the renderer's azimuth), seen from
+    ``elevation`` degrees above (the world tipped towards the camera), with the picture rolled by ``roll``."""
+    return P.rot([0, 1.0, 0], roll) @ P.rot([1.0, 0, 0], elevation) @ P.rot([0, 0, 1.0], yaw)
 
 
 def _project(X: np.ndarray, s: float, tx: float, ty: float) -> np.ndarray:
@@ -177,10 +179,15 @@ def _project(X: np.ndarray, s: float, tx: float, ty: float) -> np.ndarray:
 
 def fit_people(tfk: TorchFK, kps: np.ndarray, scores: np.ndarray, min_score: float = 0.3,
                yaws: tuple[float, ...] = (0.0, 90.0, 180.0, 270.0), steps: int = 150, refine: int = 150,
-               seed: int = 0
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               seed: int = 0, elevation: tuple[float, float] = (-10.0, 60.0)
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Fit (N, 17, 2) keypoints with (N, 17) scores, all at once; returns the clipped angles (N, K) degrees, the
-    RMS reprojection error of each as a fraction of its keypoints' extent (N,), and the fitted yaw (N,)."""
+    RMS reprojection error of each as a fraction of its keypoints' extent (N,), and the fitted yaw and camera
+    elevation (N,) degrees.
+
+    The body stands upright (its lean is the trunk's flexion); the camera looks from a free ``elevation``
+    (degrees, kept in the range by a steep penalty), so foreshortened legs seen from above are not taken
+    for bent knees."""
     t = tfk.t
     keys = tfk.keys
     lim = np.array([P.LIMITS[k[2:] if k[:2] in ("l_", "r_") and k[2:] in P.SIDED else k] for k in keys], float)
@@ -198,6 +205,8 @@ def fit_people(tfk: TorchFK, kps: np.ndarray, scores: np.ndarray, min_score: flo
     deg = t.tensor(init, dtype=t.float64, requires_grad=True)
     glob = t.zeros((N * S, 3), dtype=t.float64)
     glob[:, 0] = t.tensor(np.repeat(np.radians(yaws)[None], N, 0).ravel())
+    glob[:, 1] = math.radians(float(np.clip(15.0, *elevation)))
+    e_lo, e_hi = (math.radians(v) for v in elevation)
     glob.requires_grad_(True)
     mean = np.nanmean(big, 1)
     cam = t.tensor(np.repeat(np.stack([np.log(size / rest_h), mean[:, 0] / size, mean[:, 1] / size], 1), S, 0),
@@ -214,7 +223,9 @@ def fit_people(tfk: TorchFK, kps: np.ndarray, scores: np.ndarray, min_score: flo
         uv = t.stack([s * X[..., 0] + cam[:, 1:2] * Z2[:, None], -s * X[..., 2] + cam[:, 2:3] * Z2[:, None]], -1)
         r2d = (((uv - P2) * W2[..., None]) / Z2[:, None, None]).pow(2).sum((1, 2))
         over = ((t.relu(deg - hi) + t.relu(lo - deg)) / 5.0).pow(2).sum(1)
-        prior = (deg / 90.0 * 0.04).pow(2).sum(1) + ((glob[:, 1:] * 180 / math.pi / 15.0) * 0.3).pow(2).sum(1)
+        e = glob[:, 1]
+        prior = ((deg / 90.0 * 0.04).pow(2).sum(1) + (glob[:, 2] * 180 / math.pi / 15.0 * 0.3).pow(2)
+                 + ((t.relu(e - e_hi) + t.relu(e_lo - e)) * 180 / math.pi / 5.0).pow(2))
         return r2d, r2d + over + prior
 
     for _ in range(steps):  # Adam finds the basin from each start...
@@ -241,12 +252,14 @@ def fit_people(tfk: TorchFK, kps: np.ndarray, scores: np.ndarray, min_score: flo
         rms = t.sqrt(r2d[pick] / n_ok).numpy()
         out = np.clip(deg[pick].numpy(), lim[:, 0], lim[:, 1])
         yaw = (np.degrees(glob[pick, 0].numpy()) % 360.0)
-    return out, rms, yaw
+        elev = np.degrees(glob[pick, 1].numpy())
+    return out, rms, yaw, elev
 
 
 def fit_bank(kps: np.ndarray, scores: np.ndarray, min_score: float = 0.3, min_keypoints: int = 10,
              max_rms: float = 0.05, limit: int | None = None, seed: int = 0, batch: int = 64,
-             steps: int = 150) -> tuple[np.ndarray, np.ndarray, dict]:
+             steps: int = 150, elevation: tuple[float, float] = (-10.0, 60.0)
+             ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Fit every person with at least ``min_keypoints`` confident keypoints; the accepted angle rows
     (M, len(ANGLE_KEYS)) degrees, their RMS errors (M,) and a report."""
     import torch
@@ -260,23 +273,26 @@ def fit_bank(kps: np.ndarray, scores: np.ndarray, min_score: float = 0.3, min_ke
     order = np.random.default_rng(seed).permutation(good)
     if limit:
         order = order[:limit]
-    rows, errs = [], []
+    rows, errs, elevs = [], [], []
     for k in tqdm(range(0, len(order), batch), desc="fitting", unit="batch"):
         idx = order[k:k + batch]
-        ang, rms, _ = fit_people(tfk, kps[idx], scores[idx], min_score, steps=steps, refine=steps, seed=seed + k)
+        ang, rms, _, el = fit_people(tfk, kps[idx], scores[idx], min_score, steps=steps, refine=steps,
+                                    seed=seed + k, elevation=elevation)
+        elevs += el.tolist()
         errs += rms.tolist()
         rows += [(a, r) for a, r in zip(ang, rms) if r <= max_rms]
     bank = np.asarray([a for a, _ in rows], np.float32).reshape(-1, len(P.ANGLE_KEYS))
     bank_rms = np.asarray([r for _, r in rows], np.float32)
     report = {"people": int(len(scores)), "with_enough_keypoints": int(len(good)), "fitted": len(errs),
               "accepted": int(len(bank)), "max_rms": max_rms,
-              "median_rms": float(np.median(errs)) if errs else None}
+              "median_rms": float(np.median(errs)) if errs else None, "elevation_range": list(elevation),
+              "median_elevation": float(np.median(elevs)) if elevs else None}
     return bank, bank_rms, report
 
 
 def fit_file(labels: str | Path, out: str | Path, sources: str = "vtest.avi*", key: str = "teacher",
              min_score: float = 0.3, min_keypoints: int = 10, max_rms: float = 0.05, limit: int | None = None,
-             seed: int = 0, steps: int = 150) -> dict:
+             seed: int = 0, steps: int = 150, elevation: tuple[float, float] = (-10.0, 60.0)) -> dict:
     """Fit the people of a pseudo-label file (``tools/pseudo_label.py``: ``teacher`` (N, 17, 3) x, y, score and
     ``sources``) whose source matches the glob ``sources``; writes the bank ``out`` (.npz: ``angles``, ``keys``,
     ``rms``) and ``out`` with ``.json`` (the report); returns the report.  Raises ValueError on a bad file."""
@@ -292,7 +308,7 @@ def fit_file(labels: str | Path, out: str | Path, sources: str = "vtest.avi*", k
         raise ValueError(f"{labels}: no person from a source matching {sources!r}")
     t0 = time.time()
     bank, rms, report = fit_bank(kp[keep, :, :2], kp[keep, :, 2], min_score, min_keypoints, max_rms, limit, seed,
-                                  steps=steps)
+                                  steps=steps, elevation=elevation)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, angles=bank, keys=np.array(P.ANGLE_KEYS), rms=rms)
     report.update(labels=str(labels), labels_sha256=hashlib.sha256(labels.read_bytes()).hexdigest()[:16],

@@ -74,7 +74,7 @@ def test_fit_recovers_facing_and_reprojects(fk) -> None:  # noqa: ANN001
     X = fk.coco(P.clip_angles(a), np.eye(3))
     azimuths = np.array([25.0, 205.0])
     uv = np.stack([orbit_camera(X.mean(0), az, 10.0, 6.0, 600.0, (256, 256)).project(X)[0] for az in azimuths])
-    _, rms, fitted = fit_people(TorchFK(fk), uv, np.ones((2, 17)), yaws=(0.0, 180.0), steps=60, refine=40)
+    _, rms, fitted, _ = fit_people(TorchFK(fk), uv, np.ones((2, 17)), yaws=(0.0, 180.0), steps=60, refine=40)
     assert (rms < 0.03).all(), rms
     assert (np.abs((fitted - azimuths + 180.0) % 360.0 - 180.0) < 60.0).all(), fitted
 
