@@ -83,7 +83,10 @@ def _grid(a: argparse.Namespace) -> int:
     from mca.data.anny.render import JOINT_NAMES
     from mca.joints import get_joint_set
 
-    r = AnnyCropRenderer(a.size, a.joint_set, a.seed)
+    if a.pose_bank is not None and not a.pose_bank.is_file():
+        print(f"error: no pose bank at {a.pose_bank}", file=sys.stderr)
+        return 2
+    r = AnnyCropRenderer(a.size, a.joint_set, a.seed, pose_bank=str(a.pose_bank) if a.pose_bank else None)
     js = get_joint_set(a.joint_set)
     tiles = []
     for i in range(a.num):
@@ -102,7 +105,7 @@ def _grid(a: argparse.Namespace) -> int:
         tiles.append(np.zeros_like(tiles[0]))
     grid = np.vstack([np.hstack(tiles[k:k + cols]) for k in range(0, len(tiles), cols)])
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(a.out), grid):
+    if not cv2.imwrite(str(a.out), grid, [cv2.IMWRITE_PNG_COMPRESSION, 9]):
         print(f"error: could not write {a.out}", file=sys.stderr)
         return 2
     print(f"wrote {a.out} ({grid.shape[1]}x{grid.shape[0]})")
@@ -176,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--seed", type=int, default=0, help="seed")
     g.add_argument("--joint-set", default="mpii16", choices=["mpii16", "coco17"], help="labels drawn")
     g.add_argument("--pairs", action="store_true", help="each crop plain and labelled side by side")
+    g.add_argument("--pose-bank", type=Path, help="pose bank .npz (python -m mca.data.anny fit) to draw 30%% from")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from mca.data.anny.body import anny_available, cache_root
