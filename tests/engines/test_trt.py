@@ -302,3 +302,23 @@ def test_plugin_cache_key_covers_the_launch_code(monkeypatch, tmp_path) -> None:
     (tmp_path / "qdp.py").write_bytes(Path(crf_attention.__file__).with_name("qdp.py").read_bytes() + b"# edit\n")
     monkeypatch.setattr(crf_attention, "__file__", str(fake))
     assert crf_attention.kernel_source_hash() != before
+
+
+def test_engine_io_types_without_a_numpy_type_are_refused_by_name() -> None:
+    """Row 16: an unknown TensorRT I/O type (BF16, FP8) is a clear ModelError, never silently float32."""
+    from types import SimpleNamespace
+
+    from engines.trt_backend import numpy_dtype
+
+    table = {"FLOAT": np.float32, "HALF": np.float16, "UINT8": np.uint8}
+
+    def nptype(dt):  # noqa: ANN001, ANN202 - TensorRT's trt.nptype raises TypeError for the others
+        if dt.name not in table:
+            raise TypeError(f"Could not resolve TensorRT datatype to an equivalent numpy datatype. {dt}")
+        return table[dt.name]
+
+    trt = SimpleNamespace(nptype=nptype)
+    assert numpy_dtype(trt, SimpleNamespace(name="HALF")) == np.float16
+    assert numpy_dtype(trt, SimpleNamespace(name="UINT8")) == np.uint8
+    with pytest.raises(ModelError, match="BF16 has no numpy type"):
+        numpy_dtype(trt, SimpleNamespace(name="BF16"))
