@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = p.add_argument_group("cluster")
     c.add_argument("--address", metavar="ADDR",
                    help="'auto' (the cluster this machine belongs to, after 'ray start'), or ray://HOST:10001 "
-                        "(Ray Client). Default: an embedded Ray on this machine, stopped at the end")
+                        "(Ray Client), or HOST:PORT (the head's GCS). Default: an embedded Ray on this machine, stopped at the "
+                        "end. A 'ray start' cluster (Ray >= 2.59) wants RAY_AUTH_MODE=token and its token here")
     c.add_argument("--workers", type=int, metavar="N",
                    help="worker actors (default: as many as the CPUs, and GPUs with --gpus-per-worker, hold)")
     c.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="C",
