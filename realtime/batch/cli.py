@@ -249,7 +249,8 @@ def run(args: argparse.Namespace, on_update: Callable[[Any], None] | None = None
         ray = sys.modules["ray"]
         try:
             room = cluster_slots(args.cpus_per_worker, args.gpus_per_worker)
-            if args.workers is None and room == 0:
+            # The embedded Ray never grows: no room is an error. A cluster with --workers may be autoscaling.
+            if room == 0 and (args.workers is None or args.address is None):
                 raise UserError(f"Ray has no room for one worker with {args.cpus_per_worker:g} CPU(s) and "
                                 f"{args.gpus_per_worker:g} GPU(s); resources: {ray.cluster_resources()}")
             workers = args.workers or room

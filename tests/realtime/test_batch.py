@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.batch.cli import build_parser
+from realtime.batch.cli import UserError, build_parser, worker_settings
 from realtime.batch.cli import run as batch_run
 from realtime.batch.inputs import InputError, assign_stems, expand_inputs
 from realtime.batch.manifest import Manifest, ManifestError, read_manifest
@@ -271,3 +271,17 @@ def test_an_existing_cluster_by_address_and_by_ray_client(clips, tmp_path) -> No
                 except psutil.Error:
                     pass
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_gpu_workers_on_a_ray_without_gpus_is_a_user_error(clips, local_ray, tmp_path) -> None:
+    """Asking for GPU workers where Ray has no GPU must not wait forever for resources that never come."""
+    with pytest.raises(UserError, match="no room for one worker with 1 CPU.* and 0.5 GPU"):
+        batch_run(_args([clips["a"]], tmp_path / "out", "--gpus-per-worker", "0.5"))
+
+
+def test_worker_settings_cpu_and_gpu() -> None:
+    """CPU workers: ONNX Runtime on the CPU with half their CPUs per model; GPU workers: the auto backend (TensorRT)."""
+    cpu = worker_settings(build_parser().parse_args(["x.mp4", "--out", "o", "--cpus-per-worker", "4"]))
+    assert (cpu.backend, cpu.device, cpu.threads) == ("ort", "cpu", 2)
+    gpu = worker_settings(build_parser().parse_args(["x.mp4", "--out", "o", "--gpus-per-worker", "0.25"]))
+    assert (gpu.backend, gpu.device, gpu.threads) == ("auto", None, 1)
