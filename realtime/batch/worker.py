@@ -81,6 +81,17 @@ def _quiet_native_logs() -> None:
         pass
 
 
+def _limit_opencv_threads(n: int) -> None:
+    """OpenCV's resize and warps would use every core of the node in each worker; a worker gets its share.
+
+    (Same results: OpenCV splits the image into stripes, each computed the same way.  The H.264 encoder and
+    decoder threads are the sinks' and sources' own and not capped here.)
+    """
+    import cv2
+
+    cv2.setNumThreads(max(1, n))
+
+
 class VideoWorker:
     """Holds a detector and a pose estimator; ``process(job)`` runs one video and returns its record.
 
@@ -95,6 +106,7 @@ class VideoWorker:
 
         _quiet_native_logs()
         self.settings = s = settings
+        _limit_opencv_threads(s.threads)
         pose_backend = load_model(resolve_model(s.pose, "pose"), backend=s.backend, precision=s.precision,
                                   device=s.device, threads=s.threads)
         det_backend = load_model(resolve_model(s.detector, "detector"), backend=s.backend, precision=s.precision,
