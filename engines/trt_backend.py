@@ -214,8 +214,8 @@ class TrtBackend(Backend):
             if len(a.shape) != len(spec.shape) or any(d is not None and d != g for d, g in zip(spec.shape, a.shape)):
                 want = ["?" if d is None else d for d in spec.shape]
                 raise ModelError(f"input {spec.name}: shape {list(a.shape)} given, the engine takes {want}")
-        first = self.inputs[0] if self.inputs else None
-        n = int(arrays[0].shape[0]) if first is not None and first.shape and first.shape[0] is None else 1
+        n = max([int(a.shape[0]) for spec, a in zip(self.inputs, arrays) if spec.shape and spec.shape[0] is None],
+                default=1)
         if n > self._max_batch:
             raise ValueError(f"batch {n} exceeds the engine's profile ({self._max_batch}); run it in parts")
         return n

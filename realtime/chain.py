@@ -7,7 +7,12 @@
 
 Every step but the host's NMS and the 2x3 geometry is an ONNX graph (:mod:`engines.preprocess`,
 :mod:`engines.postprocess`), so ONNX Runtime runs the chain here on host-backed arrays and
-TensorRT runs the same graphs on the GPU (phase 2: ``TrtBackend.run_device``).  The numbers
+TensorRT runs the same graphs on the GPU (``backend="trt"``: ``TrtBackend.run_device`` on device
+arrays).  On TensorRT every engine has its own CUDA stream; an engine waits for its inputs'
+streams on events (no host wait), frames go up through a pinned double-buffered ring into pooled
+device buffers (:class:`engines.device.Uploader`), and the host waits only for the small downloads.
+With a precision other than fp32 the letterbox runs as its own FP32 engine in front of the
+detector (the prologue is exact only in FP32/int32); the crop engine is always FP32.  The numbers
 equal today's stages: the crop is bit-exact with ``cv2.warpAffine``, the letterbox within one
 grey level of ``cv2.resize``, the decode equal to ``mca.heatmaps.decode_heatmaps``.
 :attr:`GraphChain.transfers` records every crossing of the host/device boundary.
@@ -32,10 +37,11 @@ import numpy as np
 
 import engines
 from engines.base import Backend, ModelError, TensorSpec
-from engines.device import DeviceArray, TransferLog, download, run_on_device, upload
+from engines.device import DeviceArray, TransferLog, Uploader, download, run_on_device, upload
 from engines.graphbuild import require_onnx
 from engines.postprocess import CANDIDATES, PEAK_SCORES, PEAKS, with_heatmap_decode, with_yolo_candidates
-from engines.preprocess import InputFormat, ResizeParams, crop_graph, crop_maps, save_graph, with_prologue
+from engines.preprocess import (InputFormat, ResizeParams, crop_graph, crop_maps, frame_prologue, save_graph,
+                                with_prologue)
 from mca import heatmaps as H
 from realtime.detectors import DETECTOR_FAMILIES, PersonDetector
 from realtime.pose import PoseModelInfo
@@ -79,7 +85,7 @@ def described_backend(model: Any, path: str | os.PathLike) -> Backend:
 class ChainConfig:
     """Settings of a chain (the pipeline's detector and pose options, plus where the graphs run)."""
 
-    backend: str = "ort"  # "ort" here; "trt" on a GPU once TrtBackend takes device arrays (phase 2)
+    backend: str = "ort"  # "ort" (host arrays) or "trt" (device arrays, TrtBackend.run_device)
     device: str = "cpu"  # where arrays live: "cpu" (host-backed) or "cuda:0"
     conf: float | None = None  # detector score threshold (None: the family's default)
     iou: float = 0.5
@@ -132,19 +138,31 @@ class GraphChain:
         self.heatmap_wh = (self.info.heatmap_size, self.info.heatmap_size)
         self.transfers = TransferLog()
         self._sizes: dict[tuple[int, int], tuple[Backend, Backend, ResizeParams, list[str]]] = {}
+        self._prologues: dict[tuple[int, int], Backend] = {}  # TensorRT below fp32: the letterbox engine (fp32)
         self._frames: OrderedDict[int, tuple[np.ndarray, DeviceArray]] = OrderedDict()
         self._lock = threading.Lock()
         self._warned_saturated = False
         self.stream: Any = None
+        self._frame_up: Uploader | None = None
+        self._maps_up: Uploader | None = None
         if cfg.device.startswith("cuda"):
-            from engines import cuda
-
-            self.stream = cuda.Stream()  # uploads and small transfers (phase 2: one stream per stage + events)
+            # frames: one upload stream, a pinned ring of 2, pooled device buffers; the person maps: their own
+            # (4 slots = 2 frames of row + column maps), so a map never waits for a frame's copy
+            self._frame_up = Uploader(cfg.device, slots=2)
+            self._maps_up = Uploader(cfg.device, slots=4)
+            self.stream = self._frame_up.stream
         self.detector, self.pose = _ChainDetector(self), _ChainPose(self)
 
     # -- graphs ---------------------------------------------------------------------------
+    @property
+    def _split_prologue(self) -> bool:
+        """TensorRT below fp32: the letterbox as its own FP32 engine (FP16 would round its integer sums)."""
+        return self.cfg.backend == "trt" and (self.cfg.precision or "fp16") != "fp32"
+
     def _load(self, path: Path, precision: str | None) -> Backend:
         opts: dict[str, Any] = {"threads": self.cfg.threads} if self.cfg.threads and self.cfg.backend == "ort" else {}
+        if self.cfg.backend == "trt":  # the crop engine takes every person of a frame in one run
+            opts["max_batch"] = max(self.cfg.max_batch, self.cfg.max_persons)
         return engines.load(path, backend=self.cfg.backend, precision=precision, **opts)
 
     def stages(self, frame_hw: tuple[int, int]) -> tuple[Backend, Backend, ResizeParams, list[str]]:
@@ -154,9 +172,18 @@ class GraphChain:
         with self._lock:
             if key not in self._sizes:
                 h, w = key
-                merged, params = with_prologue(self._det_model, self.format, key, gather_uint8=self.cfg.backend == "ort")
-                det = self._load(save_graph(merged, f"{self._det_name}_{w}x{h}", self.cfg.cache_dir),
-                                 self.cfg.precision)
+                ort_gather = self.cfg.backend == "ort"
+                if self._split_prologue:
+                    pro, params = frame_prologue(self.format, key, gather_uint8=False)
+                    self._prologues[key] = self._load(
+                        save_graph(pro, f"letterbox_{self.family}{self.format.size}_{w}x{h}", self.cfg.cache_dir),
+                        "fp32")
+                    det = self._load(save_graph(self._det_model, f"{self._det_name}_chain", self.cfg.cache_dir),
+                                     self.cfg.precision)
+                else:
+                    merged, params = with_prologue(self._det_model, self.format, key, gather_uint8=ort_gather)
+                    det = self._load(save_graph(merged, f"{self._det_name}_{w}x{h}", self.cfg.cache_dir),
+                                     self.cfg.precision)
                 crop = crop_graph(key, self.input_wh, gather_uint8=self.cfg.backend == "ort")
                 crop_be = self._load(save_graph(crop, f"crop_{w}x{h}_{self.input_wh[0]}", self.cfg.cache_dir),
                                      "fp32")
@@ -171,7 +198,8 @@ class GraphChain:
             hit = self._frames.get(id(image))
             if hit is not None and hit[0] is image:
                 return hit[1]
-            dev = upload(image, self.cfg.device, self.stream, log_=self.transfers, name="frame")
+            dev = upload(image, self.cfg.device, self.stream, log_=self.transfers, name="frame",
+                         uploader=self._frame_up)
             self._frames[id(image)] = (image, dev)
             while len(self._frames) > _FRAMES_KEPT:
                 self._frames.popitem(last=False)
@@ -187,7 +215,9 @@ class GraphChain:
         """People in a BGR frame, as :meth:`realtime.detectors.PersonDetector.detect` finds them."""
         h, w = image.shape[:2]
         det_be, _, params, names = self.stages((h, w))
-        outs = run_on_device(det_be, self.upload(image))
+        frame = self.upload(image)
+        pro = self._prologues.get((h, w))
+        outs = run_on_device(det_be, *run_on_device(pro, frame)) if pro is not None else run_on_device(det_be, frame)
         host = {n: download(o, self.transfers, n) for n, o in zip(names, outs)}
         ctx: tuple = (params.scale_x, (params.pad_x, params.pad_y)) if self.family == "yolo" else ()
         d = self.host_detector
@@ -220,8 +250,8 @@ class GraphChain:
         rows, cols = crop_maps(np.stack([t.frame_to_input for t in tfs]), self.input_wh)
         dev = self.cfg.device
         crops = run_on_device(crop_be, self.upload(image),
-                              upload(rows, dev, self.stream, log_=self.transfers, name="maps"),
-                              upload(cols, dev, self.stream, log_=self.transfers, name="maps"))[0]
+                              upload(rows, dev, self.stream, log_=self.transfers, name="maps", uploader=self._maps_up),
+                              upload(cols, dev, self.stream, log_=self.transfers, name="maps", uploader=self._maps_up))[0]
         peaks, scores = [], []
         for i in range(0, len(tfs), max(1, self.cfg.max_batch)):
             outs = dict(zip(self._pose_out, run_on_device(self.pose_backend, crops[i:i + self.cfg.max_batch])))
@@ -243,8 +273,15 @@ class GraphChain:
         for det, crop, _, _ in self._sizes.values():
             det.close()
             crop.close()
+        for pro in self._prologues.values():
+            pro.close()
         self._sizes.clear()
+        self._prologues.clear()
+        self._frames.clear()
         self.pose_backend.close()
+        for up in (self._frame_up, self._maps_up):
+            if up is not None:
+                up.close()
 
 
 class _ChainDetector:
