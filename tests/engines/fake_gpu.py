@@ -83,7 +83,7 @@ class FakeRuntime:
 
     def _stream(self, s: Any) -> int:
         s = int(s or 0)
-        if s and s not in self.streams:
+        if s and s not in self.streams and s not in (1, 2):  # 1, 2: cudaStreamLegacy, cudaStreamPerThread
             raise FakeError(f"stream {s} is not a live stream")
         return s
 
