@@ -221,3 +221,28 @@ def test_fake_refuses_host_memory_in_an_engine(rt, tmp_path) -> None:
     be.context.set_tensor_address("x", x.ctypes.data)
     with pytest.raises(FakeError, match="not device memory"):
         be.context.execute_async_v3(be.stream.handle)
+
+
+# ----------------------------------------------------------------------------- selftest's chain check
+def test_selftest_chain_check_runs_the_graphs_through_run_device(rt, tmp_path, capsys) -> None:
+    import argparse
+
+    from engines import selftest
+
+    ctx = selftest.Context(tmp_path, argparse.Namespace(onnx=None, config="mca_tiny"))
+    detail = selftest.check_chain(ctx)
+    out = capsys.readouterr().out
+    assert "3 graphs exact" in detail and out.count("PASS  chain") == 3
+    assert len([c for c in rt.calls if c[0] == "execute"]) == 6  # 3 graphs x (warm-up + timed), all run_device
+    assert any(name == "chain graphs" for name, _ in selftest.CHECKS)
+
+
+def test_selftest_chain_check_fails_when_a_graph_differs(rt, tmp_path, monkeypatch) -> None:
+    import argparse
+
+    from engines import chain_check, selftest
+
+    monkeypatch.setattr(chain_check, "check_graphs", lambda *a, **k: [
+        chain_check.CheckResult("crop", False, "max |graph - cv2.warpAffine| = 3 grey levels")])
+    with pytest.raises(ModelError, match="3 grey levels"):
+        selftest.check_chain(selftest.Context(tmp_path, argparse.Namespace(onnx=None)))

@@ -55,7 +55,7 @@ def _errors(ref, gpu, frames) -> np.ndarray:
 def test_chain_graphs_are_exact_on_tensorrt(tmp_path) -> None:
     from engines.chain_check import check_graphs
 
-    res = check_graphs("trt", cache_dir=tmp_path)
+    res = check_graphs("trt", cache_dir=tmp_path, on_device=True)  # through run_device, as the chain runs them
     assert all(r.ok for r in res), [r.line() for r in res]
 
 
