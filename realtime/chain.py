@@ -96,6 +96,7 @@ class ChainConfig:
     precision: str | None = None  # detector and pose engines (the crop graph is always fp32)
     threads: int | None = None  # ONNX Runtime threads per session
     cache_dir: Path | None = None  # where the built graphs are written (default ~/.cache/mca-pose/graphs)
+    profile: bool = False  # CUDA: timing events after each stage (GraphChain.stage_ms), for the bench
 
 
 class GraphChain:
@@ -142,6 +143,7 @@ class GraphChain:
         self._frames: OrderedDict[int, tuple[np.ndarray, DeviceArray]] = OrderedDict()
         self._lock = threading.Lock()
         self._warned_saturated = False
+        self._marks: list[tuple[str, Any]] | None = None  # (stage, timing event) of the frame being profiled
         self.stream: Any = None
         self._frame_up: Uploader | None = None
         self._maps_up: Uploader | None = None
@@ -191,6 +193,31 @@ class GraphChain:
                 log.info("chain graphs for %dx%d frames ready", w, h)
             return self._sizes[key]
 
+    # -- profiling (CUDA) ------------------------------------------------------------------
+    def _mark(self, name: str, stream: Any) -> None:
+        """A timing event on ``stream`` after the work queued so far (profiling runs only)."""
+        if self._marks is None or stream is None:
+            return
+        from engines import cuda
+
+        ev = cuda.Event(timing=True)
+        ev.record(stream)
+        self._marks.append((name, ev))
+
+    def stage_ms(self) -> dict[str, float]:
+        """GPU milliseconds of each stage of the last profiled frame: from the previous stage's end event to
+        this one's (the stages of a frame run one after the other, so this is the stage's share of the frame's
+        GPU time line, host gaps included: "nms + maps up" is the candidates' download and the host's NMS)."""
+        from engines import cuda
+
+        out: dict[str, float] = {}
+        marks = self._marks or []
+        for (_, a), (name, b) in zip(marks, marks[1:]):
+            out[name] = out.get(name, 0.0) + cuda.elapsed_ms(a, b)
+        if len(marks) > 1:
+            out["total"] = cuda.elapsed_ms(marks[0][1], marks[-1][1])
+        return out
+
     # -- frames ---------------------------------------------------------------------------
     def upload(self, image: np.ndarray) -> DeviceArray:
         """The frame on the device, uploaded once however many stages read it."""
@@ -198,8 +225,10 @@ class GraphChain:
             hit = self._frames.get(id(image))
             if hit is not None and hit[0] is image:
                 return hit[1]
+            self._mark("start", self.stream)
             dev = upload(image, self.cfg.device, self.stream, log_=self.transfers, name="frame",
                          uploader=self._frame_up)
+            self._mark("upload", self.stream)
             self._frames[id(image)] = (image, dev)
             while len(self._frames) > _FRAMES_KEPT:
                 self._frames.popitem(last=False)
@@ -218,6 +247,7 @@ class GraphChain:
         frame = self.upload(image)
         pro = self._prologues.get((h, w))
         outs = run_on_device(det_be, *run_on_device(pro, frame)) if pro is not None else run_on_device(det_be, frame)
+        self._mark("detector", getattr(det_be, "stream", None))
         host = {n: download(o, self.transfers, n) for n, o in zip(names, outs)}
         ctx: tuple = (params.scale_x, (params.pad_x, params.pad_y)) if self.family == "yolo" else ()
         d = self.host_detector
@@ -252,11 +282,17 @@ class GraphChain:
         crops = run_on_device(crop_be, self.upload(image),
                               upload(rows, dev, self.stream, log_=self.transfers, name="maps", uploader=self._maps_up),
                               upload(cols, dev, self.stream, log_=self.transfers, name="maps", uploader=self._maps_up))[0]
+        if self._maps_up is not None:
+            self._mark("nms + maps up", self._maps_up.stream)
+        self._mark("crop", getattr(crop_be, "stream", None))
         peaks, scores = [], []
         for i in range(0, len(tfs), max(1, self.cfg.max_batch)):
             outs = dict(zip(self._pose_out, run_on_device(self.pose_backend, crops[i:i + self.cfg.max_batch])))
+            pose_stream = getattr(self.pose_backend, "stream", None)
+            self._mark("pose", pose_stream)
             peaks.append(download(outs[PEAKS], self.transfers, PEAKS))
             scores.append(download(outs[PEAK_SCORES], self.transfers, PEAK_SCORES))
+            self._mark("peaks down", pose_stream)
         mats = np.stack([t.heatmap_to_frame for t in tfs])
         kps = H.apply_affine(mats, np.concatenate(peaks)).astype(np.float32)
         return Poses(kps, np.clip(np.concatenate(scores), 0, 1), detections.boxes.copy(),
@@ -264,6 +300,8 @@ class GraphChain:
 
     def process(self, image: np.ndarray) -> Poses:
         """Detect and estimate one frame (the frame is uploaded once and released after)."""
+        if self.cfg.profile and self._frame_up is not None:
+            self._marks = []
         try:
             return self.estimate(image, self.detect(image))
         finally:
