@@ -414,6 +414,19 @@ class Uploader:
         self.ring.stage(a, buf, self.stream)
         return DeviceArray(buf.ptr, a.shape, a.dtype, self.device, self.stream, _Lease(self.pool, buf))
 
+    def device_copy(self, src: DeviceArray, stream: Any, keep: Any = None) -> DeviceArray:
+        """A copy of device memory ``src`` into a pooled buffer, on ``stream`` (after the work queued there);
+        ``keep`` stays alive with the copy (e.g. the source, until the copy has run)."""
+        from engines import cuda
+
+        if src.is_host:
+            raise ModelError("device_copy copies device memory; upload() host arrays")
+        buf = self.pool.take(src.nbytes)
+        rt = cuda.runtime()
+        cuda.check(rt.cudaMemcpyAsync(buf.ptr, src.ptr, src.nbytes, rt.cudaMemcpyKind.cudaMemcpyDeviceToDevice,
+                                      cuda.stream_handle(stream)), "cudaMemcpyAsync(D2D)")
+        return DeviceArray(buf.ptr, src.shape, src.dtype, self.device, stream, (_Lease(self.pool, buf), keep))
+
     def close(self) -> None:
         self.ring.close()
         if self._own_stream:

@@ -49,7 +49,7 @@ from realtime.types import Detections, Poses
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ChainConfig", "GraphChain", "FAMILY_FORMATS", "described_backend"]
+__all__ = ["ChainConfig", "GraphChain", "FAMILY_FORMATS", "described_backend", "rgb_to_bgr_graph"]
 
 # the input each detector family wants (what realtime.detectors' pre-processing makes on the host)
 FAMILY_FORMATS = {
@@ -140,6 +140,7 @@ class GraphChain:
         self.transfers = TransferLog()
         self._sizes: dict[tuple[int, int], tuple[Backend, Backend, ResizeParams, list[str]]] = {}
         self._prologues: dict[tuple[int, int], Backend] = {}  # TensorRT below fp32: the letterbox engine (fp32)
+        self._swaps: dict[tuple[int, int], Backend] = {}  # RGB -> BGR engines for frames decoded on the device
         self._frames: OrderedDict[int, tuple[np.ndarray, DeviceArray]] = OrderedDict()
         self._lock = threading.Lock()
         self._warned_saturated = False
@@ -234,6 +235,32 @@ class GraphChain:
                 self._frames.popitem(last=False)
             return dev
 
+    def _swapper(self, frame_hw: tuple[int, int]) -> Backend:
+        """The RGB -> BGR engine for a frame size (a frame decoded on the device comes as RGB)."""
+        key = (int(frame_hw[0]), int(frame_hw[1]))
+        with self._lock:
+            if key not in self._swaps:
+                h, w = key
+                self._swaps[key] = self._load(save_graph(rgb_to_bgr_graph(key), f"rgb2bgr_{w}x{h}",
+                                                         self.cfg.cache_dir), "fp32")
+            return self._swaps[key]
+
+    def adopt(self, image: np.ndarray, device_rgb: DeviceArray) -> DeviceArray:
+        """Use a frame already on the GPU for ``image`` (e.g. NVDEC's RGB copy of it): converted to BGR on the
+        device into a pooled buffer, so this frame is never uploaded.  Without CUDA, an ordinary upload."""
+        if self._frame_up is None or device_rgb.is_host:
+            return self.upload(image)
+        if device_rgb.shape != image.shape or device_rgb.dtype != np.uint8:
+            raise ModelError(f"the device frame {device_rgb!r} does not match the image {image.shape}")
+        swap = self._swapper(image.shape[:2])
+        (bgr,) = run_on_device(swap, device_rgb)
+        dev = self._frame_up.device_copy(bgr, getattr(swap, "stream", None), keep=device_rgb)
+        with self._lock:
+            self._frames[id(image)] = (image, dev)
+            while len(self._frames) > _FRAMES_KEPT:
+                self._frames.popitem(last=False)
+        return dev
+
     def release(self, image: np.ndarray) -> None:
         """Forget a frame's upload (the pose stage is done with it)."""
         with self._lock:
@@ -311,8 +338,9 @@ class GraphChain:
         for det, crop, _, _ in self._sizes.values():
             det.close()
             crop.close()
-        for pro in self._prologues.values():
+        for pro in (*self._prologues.values(), *self._swaps.values()):
             pro.close()
+        self._swaps.clear()
         self._sizes.clear()
         self._prologues.clear()
         self._frames.clear()
@@ -320,6 +348,24 @@ class GraphChain:
         for up in (self._frame_up, self._maps_up):
             if up is not None:
                 up.close()
+
+
+def rgb_to_bgr_graph(frame_hw: tuple[int, int]) -> Any:
+    """``frame`` (H, W, 3) uint8 RGB -> ``bgr`` (H, W, 3) uint8 (a channel gather; cast around it because
+    TensorRT gathers float, not uint8)."""
+    from onnx import TensorProto, helper
+
+    h, w = (int(v) for v in frame_hw)
+    idx = helper.make_tensor("rgb2bgr/idx", TensorProto.INT64, [3], [2, 1, 0])
+    g = helper.make_graph(
+        [helper.make_node("Cast", ["frame"], ["rgb2bgr/f"], to=TensorProto.FLOAT),
+         helper.make_node("Gather", ["rgb2bgr/f", "rgb2bgr/idx"], ["rgb2bgr/g"], axis=2),
+         helper.make_node("Cast", ["rgb2bgr/g"], ["bgr"], to=TensorProto.UINT8)], "rgb2bgr",
+        [helper.make_tensor_value_info("frame", TensorProto.UINT8, [h, w, 3])],
+        [helper.make_tensor_value_info("bgr", TensorProto.UINT8, [h, w, 3])], [idx])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="mca-pose")
+    m.ir_version = 8
+    return m
 
 
 class _ChainDetector:
@@ -330,6 +376,13 @@ class _ChainDetector:
 
     def detect(self, image: np.ndarray) -> Detections:
         return self.chain.detect(image)
+
+    def detect_frame(self, frame: Any) -> Detections:
+        """The pipeline's call: a frame that is already on the GPU (``device_rgb``, NVDEC) is not uploaded."""
+        device_rgb = getattr(frame, "device_rgb", None)
+        if device_rgb is not None:
+            self.chain.adopt(frame.image, device_rgb)
+        return self.chain.detect(frame.image)
 
 
 class _ChainPose:

@@ -90,3 +90,41 @@ def test_trt_chain_on_the_fake_gpu(monkeypatch, tmp_path, frames, reference, pre
     assert chain._sizes[frames[0].shape[:2]][1].precision == "fp32"  # the crop engine: always FP32
     assert chain._frame_up.pool.allocations == 1, "frames reuse one pooled device buffer"
     chain.close()
+
+
+def test_nvdec_frames_enter_the_chain_without_an_upload(monkeypatch, tmp_path, frames) -> None:
+    """NVDEC's device copy of a frame (RGB) becomes the chain's frame on the device: no frame upload at all,
+    and the same poses as the ONNX Runtime chain on the decoded images."""
+    import sys
+
+    from realtime.gpu_video import NvdecSource
+    from realtime.sinks import Mp4Writer
+    from tests.realtime.test_gpu_video import _fake_nvc
+
+    clip = tmp_path / "demo.mp4"
+    with Mp4Writer(clip, 25) as w:
+        for img in frames[:2]:
+            w.write(img)
+    det, pose = _paths()
+    ref = GraphChain(det, pose, ChainConfig(threads=1, cache_dir=tmp_path / "ort"))
+    rt = install(monkeypatch)
+    monkeypatch.setitem(sys.modules, "PyNvVideoCodec", _fake_nvc(rt))
+    chain = GraphChain(det, pose, ChainConfig(backend="trt", device="cuda:0", precision="fp32",
+                                              cache_dir=tmp_path / "trt"))
+    people = 0
+    for frame in NvdecSource(clip).frames():
+        want = ref.process(frame.image)
+        chain.transfers.clear()
+        mark = len(rt.calls)
+        d = chain.detector.detect_frame(frame)
+        got = chain.pose.estimate_frame(frame.image, d)
+        np.testing.assert_array_equal(got.boxes, want.boxes)
+        np.testing.assert_allclose(got.keypoints, want.keypoints, atol=1e-4)
+        people += len(want)
+        calls = rt.calls[mark:]
+        assert chain.transfers.count("up", "frame") == 0
+        assert not [c for c in calls if c[0] == "memcpy" and c[1] == "H2D" and c[4] >= frame.image.nbytes]
+        assert [c[4] for c in calls if c[0] == "memcpy" and c[1] == "D2D"] == [frame.image.nbytes]  # into the pool
+    assert people > 0
+    chain.close()
+    ref.close()
