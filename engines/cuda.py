@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import threading
 from typing import Any
 
 import numpy as np
@@ -254,22 +255,26 @@ class DevicePool:
     def __init__(self) -> None:
         self._free: dict[int, list[DeviceBuffer]] = {}
         self._all: list[DeviceBuffer] = []
+        self._lock = threading.RLock()  # taken by the detector thread, given back by the pose one (and by GC)
         self.allocations = 0
 
     def take(self, nbytes: int) -> DeviceBuffer:
-        free = self._free.get(int(nbytes))
-        if free:
-            return free.pop()
-        self.allocations += 1
-        buf = DeviceBuffer(nbytes)
-        self._all.append(buf)
-        return buf
+        with self._lock:
+            free = self._free.get(int(nbytes))
+            if free:
+                return free.pop()
+            self.allocations += 1
+            buf = DeviceBuffer(nbytes)
+            self._all.append(buf)
+            return buf
 
     def give(self, buf: DeviceBuffer) -> None:
-        if buf.ptr and buf in self._all:
-            self._free.setdefault(buf.nbytes, []).append(buf)
+        with self._lock:
+            if buf.ptr and any(b is buf for b in self._all):
+                self._free.setdefault(buf.nbytes, []).append(buf)
 
     def close(self) -> None:
-        for b in self._all:
-            b.close()
-        self._all, self._free = [], {}
+        with self._lock:
+            for b in self._all:
+                b.close()
+            self._all, self._free = [], {}
