@@ -224,8 +224,8 @@ class TrtBackend(Backend):
         """This engine's stream waits (on the device, not the host) for the work queued on ``stream``."""
         from engines import cuda
 
-        if stream is None or cuda.stream_handle(stream) == self.stream.handle:
-            return
+        if stream is None or int(cuda.stream_handle(stream) or 0) == int(self.stream.handle or 0):
+            return  # (cuda-python's stream handles compare as ints: the same stream can come as two objects)
         self._input_ready.record(stream)
         self.stream.wait_event(self._input_ready)
 
