@@ -321,6 +321,8 @@ def check_crf_triton() -> str:
     from mca.blocks import AttentionIter
 
     lines = []
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False  # the PyTorch comparison in true FP32 (cuDNN convs default to TF32)
     for (n, c, h, w, L, it) in [(2, 16, 16, 16, 11, 3), (4, 64, 32, 32, 11, 3), (3, 5, 13, 9, 5, 2)]:
         torch.manual_seed(n + c)
         m = AttentionIter(c, L, it).eval()
@@ -340,6 +342,7 @@ def check_crf_triton() -> str:
         if ey > 1e-4 or eq > 1e-5 or et > 1e-4:
             raise AssertionError(f"{(n, c, h, w, L, it)}: |y - ref| {ey:.1e}, |q - ref| {eq:.1e}, |y - torch| {et:.1e}")
         lines.append(f"{n}x{c}x{h}x{w} L{L} it{it}: max err {ey:.1e}")
+    torch.backends.cudnn.allow_tf32 = tf32  # speed: PyTorch as it runs by default
     # speed: batch 16 of mca_paper-like maps (256 channels, 64x64), fp32, against the PyTorch layers in a CUDA graph
     n, c, h, w, L, it = 16, 256, 64, 64, 11, 3
     m = AttentionIter(c, L, it).eval().cuda()
@@ -360,7 +363,8 @@ def check_crf_triton() -> str:
         ms_triton = _time_cuda(torch, lambda: crf_attention_triton(x, *params, it))
         ms_eager = _time_cuda(torch, lambda: m(x))
     return (" | ".join(lines) + f" || speed {n}x{c}x{h}x{w} L{L} it{it} fp32: triton {ms_triton:.3f} ms, "
-            f"PyTorch CUDA graph {ms_graph:.3f} ms, eager {ms_eager:.3f} ms (graph/triton {ms_graph / ms_triton:.2f}x)")
+            f"PyTorch CUDA graph {ms_graph:.3f} ms, eager {ms_eager:.3f} ms (graph/triton {ms_graph / ms_triton:.2f}x; "
+            f"cuDNN TF32 {'on' if tf32 else 'off'})")
 
 
 def check_gpu_video() -> str:
