@@ -71,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--source", default="demo", metavar="SRC",
                     help="'demo' (a synthetic multi-person video rendered on the fly, scored against its ground "
                          "truth at the end), a webcam index (0), a video file, a folder of images/videos, an "
-                         "rtsp:// or http(s):// URL, or a GStreamer pipeline (contains '!', e.g. a Jetson CSI "
-                         "camera ending in appsink). Default: demo")
+                         "rtsp:// or http(s):// URL, '-' for standard input (a pipe), or a GStreamer pipeline "
+                         "(contains '!', e.g. a Jetson CSI camera ending in appsink). Default: demo")
     io.add_argument("--output", "-o", type=Path, metavar="OUT.mp4",
                     help="annotated video to write: H.264 MP4 (yuv420p, browser-playable) at the source frame rate")
     io.add_argument("--json", type=Path, metavar="FILE.json",
@@ -267,7 +267,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         bar = tqdm(total=source.total, unit="frame", desc=Path(source.name).name[:24] or "stream",
                    dynamic_ncols=True, disable=None)
-    pipeline = Pipeline(detector, estimator, cfg, progress=bar.update if bar else None)
+    # `is not None`: a tqdm bar without a total (a camera, a pipe, a folder holding videos) has no truth value
+    pipeline = Pipeline(detector, estimator, cfg, progress=bar.update if bar is not None else None)
 
     interrupted = threading.Event()
 
@@ -290,7 +291,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-        if bar:
+        if bar is not None:
             bar.close()
     summary.interrupted = summary.interrupted or interrupted.is_set()
     if not args.quiet:

@@ -325,6 +325,8 @@ def open_source(spec: str, max_frames: int | None = None, demo_people: int = 4,
             s = s[7:]
         else:
             return LiveSource(s, cv2.CAP_FFMPEG, max_frames=max_frames)
+    if s == "-":  # standard input, e.g. `cat clip.mp4 | python -m realtime.run --source -`
+        s = "/dev/stdin"
     p = Path(s).expanduser()
     if not p.exists():
         raise SourceError(f"no such file or directory: {p}")
