@@ -35,6 +35,11 @@ def _fps_fraction(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
+def _reason(e: BaseException) -> str:
+    """An OS or FFmpeg error as the user reads it: 'No space left on device', not the errno repr."""
+    return getattr(e, "strerror", None) or str(e) or type(e).__name__
+
+
 def _fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``image`` scaled to fit ``size`` (w, h), keeping its aspect, centred on black."""
     import cv2
@@ -72,6 +77,7 @@ class Mp4Writer:
         self._size: tuple[int, int] | None = None
         self._last_pts = -1
         self._resized = False
+        self._failed = False  # a write into the container failed: never touch its muxer again
 
     def __enter__(self) -> "Mp4Writer":
         import av
@@ -103,6 +109,8 @@ class Mp4Writer:
 
         if self._container is None:
             raise SinkError(f"{self.path} is not open (use Mp4Writer as a context manager)")
+        if self._failed:
+            raise SinkError(f"cannot write {self.path}: an earlier write failed")
         h, w = image.shape[:2]
         if self._stream is None:
             self._open_stream(w, h)
@@ -120,21 +128,47 @@ class Mp4Writer:
             pts = int(round(1000 * timestamp)) if timestamp is not None else self._last_pts + 1
             pts = max(pts, self._last_pts + 1)  # strictly increasing, as the muxer requires
             frame.pts, frame.time_base, self._last_pts = pts, _MS, pts
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        self._mux(self._stream.encode(frame))
         self.frames += 1
 
+    def _mux(self, packets: Any) -> None:
+        """Mux ``packets``; a failed write (disk full, I/O error) marks the container failed.
+
+        FFmpeg's muxer is left half-written by a failed write (its header may never have
+        been finished); muxing into it again, as flushing the encoder would, crashes the
+        process, so after a failure nothing more goes into it.
+        """
+        import av
+
+        try:
+            for packet in packets:
+                self._container.mux(packet)
+        except (OSError, av.error.FFmpegError) as e:
+            self._failed = True
+            raise SinkError(f"cannot write {self.path}: {_reason(e)}") from None
+
     def close(self) -> None:
-        """Flush the encoder and write the index (the file is playable after this)."""
-        if self._container is None:
+        """Flush the encoder and write the index (the file is playable after this).
+
+        After a failed write the container is closed without flushing (see ``_mux``);
+        a failure while writing the index is a :class:`SinkError`.
+        """
+        import av
+
+        container = self._container
+        if container is None:
             return
         try:
-            if self._stream is not None:
-                for packet in self._stream.encode():
-                    self._container.mux(packet)
+            if self._stream is not None and not self._failed:
+                self._mux(self._stream.encode())
         finally:
-            self._container.close()
             self._container = None
+            try:
+                container.close()
+            except (OSError, av.error.FFmpegError) as e:
+                if not self._failed:  # else the first failure is the one reported
+                    self._failed = True
+                    raise SinkError(f"cannot finish {self.path}: {_reason(e)}") from None
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
