@@ -90,6 +90,7 @@ class FileSource(VideoSource):
         import av
 
         self.path, self.max_frames = path, max_frames
+        self._io = threading.Lock()  # held while FFmpeg reads; close() must not free the container under a read
         try:
             self._container = av.open(str(path))
         except (av.error.FFmpegError, OSError, ValueError) as e:
@@ -123,40 +124,54 @@ class FileSource(VideoSource):
         return max(1, int(round(seconds * self.fps)))
 
     def frames(self) -> Iterator[Frame]:
-        import av
-
         index = 0
         packets = self._container.demux(self._stream)
         while not self._stop.is_set():
-            try:
-                packet = next(packets)
-            except StopIteration:
-                break
-            except av.error.FFmpegError as e:
-                self.corrupt += 1
-                log.warning("unreadable packet in %s skipped: %s", self.path.name, str(e)[:100])
-                continue
-            try:
-                decoded = packet.decode()
-            except av.error.FFmpegError as e:
-                self.corrupt += 1
-                log.debug("corrupt frame skipped: %s", e)
-                continue
-            for vf in decoded:
+            with self._io:  # not held across the yield: a consumer that stops may close at once
                 try:
-                    img = vf.to_ndarray(format="bgr24")
-                except (av.error.FFmpegError, ValueError):
-                    self.corrupt += 1
-                    continue
-                t = float(vf.time) if vf.time is not None else index / self.fps
-                yield Frame(index, img, t)
+                    images = self._read_packet(packets)
+                except StopIteration:
+                    break
+            for img, t in images:
+                yield Frame(index, img, t if t is not None else index / self.fps)
                 index += 1
                 if self.max_frames and index >= self.max_frames:
                     return
 
+    def _read_packet(self, packets: Iterator) -> list[tuple[np.ndarray, float | None]]:
+        """Demux and decode one packet: its frames as BGR with their times (corrupt ones skipped, counted)."""
+        import av
+
+        try:
+            packet = next(packets)
+        except av.error.FFmpegError as e:
+            self.corrupt += 1
+            log.warning("unreadable packet in %s skipped: %s", self.path.name, str(e)[:100])
+            return []
+        try:
+            decoded = packet.decode()
+        except av.error.FFmpegError as e:
+            self.corrupt += 1
+            log.debug("corrupt frame skipped: %s", e)
+            return []
+        out = []
+        for vf in decoded:
+            try:
+                out.append((vf.to_ndarray(format="bgr24"), float(vf.time) if vf.time is not None else None))
+            except (av.error.FFmpegError, ValueError):
+                self.corrupt += 1
+        return out
+
     def close(self) -> None:
+        """Close the file; one blocked in a read (a stalled pipe) is left to the process's exit."""
         super().close()
-        self._container.close()
+        if self._io.acquire(timeout=0.5):
+            try:
+                self._container.close()
+            finally:
+                self._io.release()
+        else:
+            log.debug("%s is blocked in a read; not closed", self.path)
 
 
 class ImageDirSource(VideoSource):
@@ -285,9 +300,13 @@ class LiveSource(VideoSource):
                 return
 
     def close(self) -> None:
+        """Stop the grabber and release the device; one blocked in a read is left to the process's exit."""
         super().close()
         self._thread.join(timeout=2.0)
-        self.cap.release()
+        if self._thread.is_alive():  # releasing under a read in progress would crash
+            log.debug("%s is blocked in a read; not released", self.name)
+        else:
+            self.cap.release()
 
 
 class DemoSource(VideoSource):
