@@ -194,3 +194,23 @@ def test_demo_scoring_recall_and_pck(shift_torso, visible, people, found, pck) -
     assert summary.pck == (pytest.approx(pck) if pck is not None else None)
     if pck is not None:
         assert summary.pck_total == visible
+
+
+def test_detector_runs_only_on_its_own_thread(tmp_path, clip) -> None:
+    """gpu-review row 11: with --detect-every N and nobody to follow, the pose stage used to run the detector
+    itself while the detector thread might be inside it (a TensorRT context is one thread's)."""
+    det_path = constant_yolo_onnx(tmp_path / "none.onnx", [(1, 1, 1, 1, 0.0)])  # never finds anybody
+    threads: list[str] = []
+
+    class Where(Counting):
+        def run(self, *a: np.ndarray) -> list[np.ndarray]:
+            threads.append(threading.current_thread().name)
+            return super().run(*a)
+
+    pipe = Pipeline(PersonDetector(Where(load_model(det_path, backend="ort"))), PoseEstimator(FakePose()),
+                    PipelineConfig(detect_every=3, smooth=False))
+    with FileSource(clip, max_frames=12) as src:
+        summary = pipe.run(src)
+    assert summary.frames_out == 12
+    assert len(threads) == 12, "nobody to follow: every frame is detected"
+    assert set(threads) == {"detector"}, threads
