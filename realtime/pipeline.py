@@ -14,7 +14,6 @@ import logging
 import queue
 import threading
 import time
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -22,11 +21,11 @@ from typing import Any, Callable
 from realtime.detectors import PersonDetector
 from realtime.draw import Renderer
 from realtime.pose import Cropper, PoseEstimator
-from realtime.sinks import CocoJsonWriter, JsonlWriter, Mp4Writer, Window
 from realtime.sources import VideoSource
 from realtime.summary import DEMO_MIN_VISIBLE, LATENCY_WINDOW, StageTimer, Summary, score_demo
 from realtime.tracking import Smoother, Tracker, boxes_from_keypoints
 from realtime.types import Detections, Frame, Poses
+from realtime.writer import WriterStage
 
 log = logging.getLogger(__name__)
 
@@ -269,48 +268,9 @@ class Pipeline:
                 if self._inference_over.is_set() and q_out.empty():
                     return _END
 
-    def _writer(self, source: VideoSource, q_out: queue.Queue, summary: Summary) -> None:
-        cfg, stop = self.cfg, self.stop_event
+    def _writer(self, stage: WriterStage, q_out: queue.Queue) -> None:
         try:
-            with ExitStack() as stack:
-                mp4 = (stack.enter_context(Mp4Writer(cfg.output, source.fps, timestamps=source.is_live))
-                       if cfg.output else None)
-                coco = stack.enter_context(CocoJsonWriter(cfg.json_path)) if cfg.json_path else None
-                jsonl = (stack.enter_context(JsonlWriter(cfg.jsonl_path, self.pose.info.joint_names))
-                         if cfg.jsonl_path else None)
-                win = stack.enter_context(Window()) if cfg.show else None
-                fps_ema, last, lat_ema = 0.0, None, 0.0
-                while True:
-                    item = self._next_item(q_out)
-                    if item is _END:
-                        break
-                    frame, poses = item
-                    t0 = time.perf_counter()
-                    if last is not None:
-                        fps_ema = 0.9 * fps_ema + 0.1 / max(t0 - last, 1e-6) if fps_ema else 1 / max(t0 - last, 1e-6)
-                    last = t0
-                    latency = 1000 * (t0 - frame.captured)
-                    lat_ema = 0.9 * lat_ema + 0.1 * latency if lat_ema else latency
-                    summary.latency_ms.append(latency)
-                    if mp4 is not None or win is not None:
-                        text = (f"{fps_ema:5.1f} fps  {lat_ema:4.0f} ms  {len(poses)} people"
-                                if cfg.overlay else None)
-                        img = self.renderer.draw(frame.image, poses, text)
-                        t1 = time.perf_counter()
-                        self.timer.add("draw", t1 - t0)
-                        if mp4 is not None:
-                            mp4.write(img, frame.timestamp)
-                            self.timer.add("encode", time.perf_counter() - t1)
-                        if win is not None and not win.show(img):
-                            stop.set()
-                    if coco is not None:
-                        coco.write(frame.index, poses)
-                    if jsonl is not None:
-                        jsonl.write(frame.index, frame.timestamp, poses)
-                    summary.frames_out += 1
-                    summary.persons += len(poses)
-                    if self.progress:
-                        self.progress(1)
+            stage.run(lambda: self._next_item(q_out), _END)
         except BaseException as e:  # noqa: BLE001 - re-raised by run() after the other threads end
             self._fail(e)
             while self._next_item(q_out) is not _END:  # keep the calling thread from blocking on a full queue
@@ -329,9 +289,12 @@ class Pipeline:
         q_out: queue.Queue = queue.Queue(maxsize=max(1, cfg.queue_size))
         self._reader_done.clear()
         self._inference_over.clear()
+        stage = WriterStage(cfg, source.fps, source.is_live, self.pose.info.joint_names, self.renderer, self.timer,
+                            summary, self.progress, on_quit=self.stop, time_base=getattr(source, "time_base", None))
+        stage.open()  # before any frame is read: an output that cannot be written fails the run here
         detector = _DetectorThread(self, q_in, q_det, lambda: self._reading_over(q_in), summary)
         reader = threading.Thread(target=self._reader, args=(source, q_in, summary), name="reader", daemon=True)
-        writer = threading.Thread(target=self._writer, args=(source, q_out, summary), name="writer", daemon=True)
+        writer = threading.Thread(target=self._writer, args=(stage, q_out), name="writer", daemon=True)
         deadline: list[float] = []
 
         def past_deadline() -> bool:

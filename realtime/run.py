@@ -158,6 +158,14 @@ def _check_outputs(args: argparse.Namespace) -> None:
         raise UserError("--output, --json and --jsonl must be different files")
     if args.output is not None and args.output.suffix.lower() not in VIDEO_OUTPUTS:
         raise UserError(f"--output must be an MP4 file ({', '.join(VIDEO_OUTPUTS)}), got {args.output}")
+    from realtime.sinks import SinkError, check_output_path
+
+    try:  # before the models load and the source opens: a device, a FIFO or an unwritable place is refused now
+        for path, streams in ((args.output, False), (args.json, False), (args.jsonl, True)):
+            if path is not None:
+                check_output_path(path.expanduser(), streams=streams)
+    except SinkError as e:
+        raise UserError(str(e)) from None
 
 
 def _check_numbers(args: argparse.Namespace) -> None:

@@ -13,6 +13,7 @@ import abc
 import logging
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -60,6 +61,7 @@ class VideoSource(abc.ABC):
         self.fps: float = 25.0
         self.size: tuple[int, int] = (0, 0)
         self.total: int | None = None
+        self.time_base: Fraction | None = None  # frames keep their own timestamps in this base (video files)
         self.dropped = 0
         self.corrupt = 0
         self._stop = threading.Event()
@@ -105,6 +107,7 @@ class FileSource(VideoSource):
             self._container.close()
             raise SourceError(f"unsupported codec in {path}: this FFmpeg build has no decoder for its video stream")
         self._stream.thread_type = "AUTO"
+        self.time_base = self._stream.time_base  # the output keeps each frame's timestamp in it
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = float(rate) if rate and 0 < float(rate) <= 1000 else 25.0
         self.size = (ctx.width, ctx.height)

@@ -13,7 +13,9 @@ import json
 import os
 import re
 import resource
+import select
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -194,3 +196,87 @@ def test_first_ctrl_c_finishes_every_frame_read(models, clip, tmp_path, monkeypa
     n_in, n_out = summary_counts(capsys.readouterr().out)
     assert 5 <= n_in == n_out < 30 and decoded_frames(tmp_path / "out.mp4") == n_out
     assert any("SIGINT: stopping" in r.getMessage() for r in caplog.records)
+
+
+@pytest.fixture(scope="module")
+def clip90(tmp_path_factory) -> Path:
+    return write_video(tmp_path_factory.mktemp("clip90") / "c.mp4", synthetic_frames(90, (320, 240)), fps=10)
+
+
+def _three_outputs(tmp_path: Path) -> dict[str, Path]:
+    return {"mp4": tmp_path / "out.mp4", "json": tmp_path / "out.json", "jsonl": tmp_path / "out.jsonl"}
+
+
+def _output_args(outs: dict[str, Path]) -> list[str]:
+    return ["-o", str(outs["mp4"]), "--json", str(outs["json"]), "--jsonl", str(outs["jsonl"])]
+
+
+def test_disk_full_mid_run_keeps_the_json_written(models, clip90, tmp_path) -> None:
+    """Issue 17.6: the MP4 fills the disk after some frames: one error line, exit 2 (was a traceback, exit 1);
+    the JSON and JSON Lines hold every frame written before it, complete."""
+    outs = _three_outputs(tmp_path)
+    p = cli(["--source", str(clip90), *models_args(models), *_output_args(outs), "--quiet"], file_limit=120_000)
+    out, err = p.communicate(timeout=180)
+    assert p.returncode == 2, (p.returncode, err)
+    assert "Traceback" not in err and len(error_lines(err)) == 1, err
+    assert "out.mp4" in error_lines(err)[0] and "File too large" in error_lines(err)[0]
+    lines = outs["jsonl"].read_text().splitlines()
+    frames = [json.loads(x)["frame"] for x in lines[1:]]  # every line complete
+    assert 5 <= len(frames) < 90 and frames == list(range(len(frames)))
+    results = json.loads(outs["json"].read_text())  # a complete list
+    assert {r["image_id"] for r in results} == set(frames)
+
+
+def test_jsonl_reader_going_away_leaves_a_playable_mp4(models, clip90, tmp_path) -> None:
+    """Issue 19 (sinks): a writer failing mid-run (the JSON Lines consumer closes its FIFO) still leaves the MP4
+    finalised and playable with the frames written; one error line, exit 2."""
+    fifo = tmp_path / "poses.jsonl"
+    os.mkfifo(fifo)
+    mp4 = tmp_path / "out.mp4"
+    p = cli(["--source", str(clip90), *models_args(models), "-o", str(mp4), "--jsonl", str(fifo), "--quiet"])
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # the read end, once the run has opened the write end
+            try:
+                fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        with os.fdopen(fd, "rb") as r:
+            got = b""
+            while got.count(b"\n") < 11:  # the joint names and 10 frames, then the consumer goes away
+                chunk = r.read(65536) if select.select([r], [], [], 60)[0] else b"timeout"
+                assert chunk and chunk != b"timeout", "the run stopped writing"
+                got += chunk
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 2, (p.returncode, err)
+    assert len(error_lines(err)) == 1 and "Broken pipe" in error_lines(err)[0], err
+    n = decoded_frames(mp4)
+    assert 10 <= n < 90, "the MP4 is finalised with the frames written before the failure"
+
+
+@pytest.mark.parametrize("flag", ["--json", "-o"])
+def test_json_and_mp4_never_replace_a_fifo(models, clip, tmp_path, flag) -> None:
+    """Issue 17.7: --json renamed its temporary file over whatever was at PATH (a FIFO, a device node)."""
+    target = tmp_path / ("x.json" if flag == "--json" else "x.mp4")
+    os.mkfifo(target)
+    p = cli(["--source", str(clip), *models_args(models), flag, str(target), "--quiet", "--frames", "3"])
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and len(error_lines(err)) == 1 and "FIFO" in error_lines(err)[0], err
+    assert stat.S_ISFIFO(os.lstat(target).st_mode), "the FIFO is still there"
+
+
+def test_unwritable_jsonl_is_found_before_the_run(models, clip, tmp_path) -> None:
+    """Issue 17.6: --jsonl /dev/full fails before any frame, and leaves no empty MP4 behind."""
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    mp4 = tmp_path / "out.mp4"
+    p = cli(["--source", str(clip), *models_args(models), "-o", str(mp4), "--jsonl", "/dev/full", "--quiet"])
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and error_lines(err) == ["error: cannot write /dev/full: No space left on device"], err
+    assert not mp4.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -123,6 +124,9 @@ FAULTS = {
     "same outputs": (lambda a, t: a.update(json=str(t / "x.json"), jsonl=str(t / "x.json")), "different files"),
     "unwritable output": (lambda a, t: (t / "f").write_text("x") and a.update(output=str(t / "f" / "o.mp4")),
                           "cannot write"),
+    "json onto a fifo": (lambda a, t: os.mkfifo(t / "p.json") or a.update(json=str(t / "p.json")), "it is a FIFO"),
+    "mp4 onto a device": (lambda a, t: os.symlink("/dev/null", t / "n.mp4") or a.update(output=str(t / "n.mp4")),
+                          "it is a device"),
     "attention missing": (lambda a, t: a.update(extra=["--show-attention"]), "--show-attention holistic needs"),
     "bad conf": (lambda a, t: a.update(extra=["--conf", "1.5"]), "--conf must be between 0 and 1"),
     "bad crop padding": (lambda a, t: a.update(extra=["--crop-padding", "9"]), "--crop-padding must be between"),
@@ -151,6 +155,7 @@ def test_faults_are_one_line_exit_2(models, video, tmp_path, capsys, case) -> No
     assert rc == 2
     assert len(err) == 1 and err[0].startswith("error:") and match in err[0], err
     assert not (tmp_path / "o.mp4").exists() or case == "overwrite input"
+    assert not (tmp_path / "p.json").exists() or stat.S_ISFIFO(os.lstat(tmp_path / "p.json").st_mode)
 
 
 def test_missing_bundled_default_names_the_file_and_the_fix(tmp_path, monkeypatch, capsys) -> None:
@@ -296,3 +301,28 @@ def test_no_person_and_too_many_persons(models, video, tmp_path, boxes, max_pers
     if expect:
         assert min(p["box_score"] for f in frames for p in f["people"]) >= 0.9 - 0.05 * (expect - 1) - 1e-6
     assert _decode(tmp_path / "out.mp4")[0] == 4
+
+
+def test_variable_frame_rate_keeps_its_timestamps(models, tmp_path) -> None:
+    """Issue 17.8: a variable-frame-rate video was written at a constant rate (frame n at n / fps)."""
+    import av
+    from fractions import Fraction
+
+    times_ms = [0, 100, 150, 400, 450, 500, 900, 1000]
+    src = tmp_path / "vfr.mkv"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 160, 120, "yuv420p"
+        s.codec_context.time_base = Fraction(1, 1000)
+        s.options = {"preset": "ultrafast", "bf": "0"}
+        for img, t in zip(synthetic_frames(len(times_ms), (160, 120)), times_ms):
+            f = av.VideoFrame.from_ndarray(img, format="bgr24")
+            f.pts, f.time_base = t, Fraction(1, 1000)
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    assert main(_args(models, src, tmp_path)) == 0
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        got = [float(f.time) for f in c.decode(video=0)]
+    assert got == pytest.approx([t / 1000 for t in times_ms], abs=2e-3)
