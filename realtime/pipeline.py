@@ -128,6 +128,8 @@ class _DetectorThread:
                     with p._gate:
                         self.summary.frames_in -= 1
                     continue
+                if frame.new_scene:  # a folder's next photo or video: detect, do not follow
+                    n = 0
                 det = p._timed_detect(frame) if n % every == 0 else None
                 n += 1
                 self._hand_on((frame, det))
@@ -194,6 +196,10 @@ class Pipeline:
     def process(self, frame: Frame, previous: Poses | None, det: Detections | None = None) -> Poses:
         """Crop, estimate, track, smooth one frame; ``det`` from the detector thread, else detect or follow here."""
         t = time.perf_counter
+        if frame.new_scene:  # unrelated to the frame before: nobody is followed, tracked or smoothed across
+            previous, self._frames_seen = None, 0
+            self.tracker = Tracker()
+            self.smoother = Smoother() if self.cfg.smooth else None
         if det is None:
             every = max(1, self.cfg.detect_every)
             if previous is None or not len(previous) or every == 1 or self._frames_seen % every == 0:

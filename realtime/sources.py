@@ -20,6 +20,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from realtime.orientation import apply_orientation, display_orientation
 from realtime.types import Frame
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,16 @@ log = logging.getLogger(__name__)
 __all__ = ["SourceError", "VideoSource", "open_source", "IMAGE_EXTS", "VIDEO_EXTS"]
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".gif",
+              ".h264", ".264", ".h265", ".hevc"}  # a .gif (maybe animated) is read as a video, as on its own
+# raw elementary streams: no container timestamps, the demuxer assumes 25 fps; the real rate is in the stream
+RAW_FORMATS = {"h264", "hevc", "m4v", "mpegvideo", "cavsvideo", "vc1", "obu", "av1"}
+IMREAD_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH  # applies EXIF orientation; keeps 16-bit depth
+
+
+def _reason(e: BaseException) -> str:
+    """FFmpeg's or the OS's message without the raw errno ('[Errno 1094995529] ...')."""
+    return (getattr(e, "strerror", None) or str(e).splitlines()[0] or type(e).__name__)[:160]
 
 
 class SourceError(RuntimeError):
@@ -96,7 +106,7 @@ class FileSource(VideoSource):
         try:
             self._container = av.open(str(path))
         except (av.error.FFmpegError, OSError, ValueError) as e:
-            raise SourceError(f"cannot open video {path}: {str(e).splitlines()[0][:160]}") from None
+            raise SourceError(f"cannot open video {path}: {_reason(e)}") from None
         streams = self._container.streams.video
         if not streams:
             self._container.close()
@@ -109,6 +119,8 @@ class FileSource(VideoSource):
         self._stream.thread_type = "AUTO"
         self.time_base = self._stream.time_base  # the output keeps each frame's timestamp in it
         rate = self._stream.average_rate or self._stream.guessed_rate
+        if self._container.format.name in RAW_FORMATS and ctx.framerate:  # from the SPS, not the 25 assumed
+            rate = ctx.framerate
         self.fps = float(rate) if rate and 0 < float(rate) <= 1000 else 25.0
         self.size = (ctx.width, ctx.height)
         self.total = int(self._stream.frames) or self._estimate_total()
@@ -140,6 +152,10 @@ class FileSource(VideoSource):
                 index += 1
                 if self.max_frames and index >= self.max_frames:
                     return
+        listed = int(self._stream.frames or 0)
+        if not self._stop.is_set() and listed and index < 0.98 * listed:
+            log.warning("%s ended after %d of the %d frames its index lists: the file is truncated or damaged",
+                        self.path.name, index, listed)
 
     def _read_packet(self, packets: Iterator) -> list[tuple[np.ndarray, float | None]]:
         """Demux and decode one packet: its frames as BGR with their times (corrupt ones skipped, counted)."""
@@ -160,7 +176,8 @@ class FileSource(VideoSource):
         out = []
         for vf in decoded:
             try:
-                out.append((vf.to_ndarray(format="bgr24"), float(vf.time) if vf.time is not None else None))
+                img = apply_orientation(vf.to_ndarray(format="bgr24"), *display_orientation(vf))
+                out.append((img, float(vf.time) if vf.time is not None else None))
             except (av.error.FFmpegError, ValueError):
                 self.corrupt += 1
         return out
@@ -192,12 +209,15 @@ class ImageDirSource(VideoSource):
         self.fps, self.max_frames = fps, max_frames
         imgs = [p for p in self.files if p.suffix.lower() in IMAGE_EXTS]
         self.total = len(imgs) if len(imgs) == len(self.files) else None
-        first = cv2.imread(str(imgs[0])) if imgs else None
+        self._current: FileSource | None = None
+        first = cv2.imread(str(imgs[0]), IMREAD_FLAGS) if imgs else None
         if first is None and not path.is_dir():
             raise SourceError(f"cannot read image {path}")
         self.size = (first.shape[1], first.shape[0]) if first is not None else (0, 0)
 
     def frames(self) -> Iterator[Frame]:
+        """Each image is a frame of its own and each video a run of frames, every one a new scene
+        (nothing carries over from one file to the next); frames name the file they came from."""
         index = 0
         for p in self.files:
             if self._stop.is_set():
@@ -209,29 +229,37 @@ class ImageDirSource(VideoSource):
                     self.corrupt += 1
                     log.warning("video skipped: %s", e)
                     continue
+                self._current = src
                 try:
-                    for f in src.frames():
+                    for i, f in enumerate(src.frames()):
                         if self._stop.is_set():
                             return
-                        yield Frame(index, f.image, index / self.fps)
+                        yield Frame(index, f.image, index / self.fps, file=p.name, new_scene=i == 0)
                         index += 1
                         if self.max_frames and index >= self.max_frames:
                             return
                 finally:
+                    self._current = None
                     self.corrupt += src.corrupt
                     src.close()
                 continue
-            img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+            img = cv2.imread(str(p), IMREAD_FLAGS)
             if img is None:
                 self.corrupt += 1
                 log.warning("unreadable image skipped: %s", p.name)
                 continue
             if img.dtype != np.uint8:
                 img = cv2.convertScaleAbs(img, alpha=255.0 / max(1.0, float(img.max())))
-            yield Frame(index, _to_bgr(img), index / self.fps)
+            yield Frame(index, _to_bgr(img), index / self.fps, file=p.name, new_scene=True)
             index += 1
             if self.max_frames and index >= self.max_frames:
                 return
+
+    def stop(self) -> None:
+        super().stop()
+        current = self._current
+        if current is not None:
+            current.stop()
 
 
 class LiveSource(VideoSource):

@@ -326,3 +326,25 @@ def test_variable_frame_rate_keeps_its_timestamps(models, tmp_path) -> None:
     with av.open(str(tmp_path / "out.mp4")) as c:
         got = [float(f.time) for f in c.decode(video=0)]
     assert got == pytest.approx([t / 1000 for t in times_ms], abs=2e-3)
+
+
+def test_rotated_phone_video_is_written_upright(models, tmp_path) -> None:
+    """Issue 17.4: the output of a video tagged 'display rotated 90 degrees' is portrait and needs no tag."""
+    import av
+
+    src = tmp_path / "phone.mp4"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 160, 96, "yuv420p"
+        s.options = {"preset": "ultrafast"}
+        s.set_display_rotation(90)
+        for img in synthetic_frames(4, (160, 96)):
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    assert main(_args(models, src, tmp_path)) == 0
+    n, size, *_ = _decode(tmp_path / "out.mp4")
+    assert (n, size) == (4, (96, 160))
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert next(c.decode(video=0)).rotation == 0
