@@ -185,12 +185,14 @@ def test_demo_prints_recall_and_pck(models, tmp_path, capsys) -> None:
     assert _decode(tmp_path / "d.mp4")[:3] == (3, (320, 240), 25.0)
 
 
-@pytest.mark.parametrize("mode", ["holistic", "parts"])
-def test_show_attention_overlay_runs(models, video, tmp_path, mode) -> None:
+@pytest.mark.parametrize("mode,flip", [("holistic", False), ("parts", False), ("holistic", True)])
+def test_show_attention_overlay_runs(models, video, tmp_path, mode, flip) -> None:
+    """The maps are drawn, also with --flip-test (issue 17.8: it drew none)."""
     plain = tmp_path / "plain"
     plain.mkdir()
-    assert main(_args(models, video, plain, "--frames", "2")) == 0
-    args = _args(models, video, tmp_path, "--frames", "2", "--show-attention", mode)
+    extra = ["--flip-test"] if flip else []
+    assert main(_args(models, video, plain, "--frames", "2", *extra)) == 0
+    args = _args(models, video, tmp_path, "--frames", "2", "--show-attention", mode, *extra)
     args[args.index("--pose") + 1] = str(models["pose_att"])
     assert main(args) == 0
     import av
