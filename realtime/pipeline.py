@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from realtime.detectors import PersonDetector
-from realtime.draw import Renderer
+from realtime.draw import KPT_THR, Renderer
 from realtime.pose import Cropper, PoseEstimator
 from realtime.sources import VideoSource
 from realtime.summary import DEMO_MIN_VISIBLE, LATENCY_WINDOW, StageTimer, Summary, score_demo
@@ -50,7 +50,8 @@ class PipelineConfig:
     json_path: Path | None = None
     jsonl_path: Path | None = None
     queue_size: int = 8  # frames between stages for files (live sources keep 1: newest wins)
-    overlay: bool = True  # FPS / latency text on the frames
+    overlay: bool = True  # FPS (and, for live sources, latency) text on the frames
+    kpt_thr: float = KPT_THR  # joints under this confidence are not drawn
     stop_timeout: float = 1.5  # after stop(): seconds to finish the frames in flight (the rest are not written)
 
 
@@ -158,7 +159,7 @@ class Pipeline:
         self.cropper = Cropper(info.input_size, info.heatmap_size, cfg.crop_padding or info.crop_padding)
         self.tracker = Tracker()
         self.smoother = Smoother() if cfg.smooth else None
-        self.renderer = Renderer(info.skeleton, attention=cfg.show_attention)
+        self.renderer = Renderer(info.skeleton, min_score=cfg.kpt_thr, attention=cfg.show_attention)
         pose.attention = cfg.show_attention is not None  # copy attention maps only when they are drawn
         self.stop_event = threading.Event()
         self.progress = progress

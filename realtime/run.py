@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 import threading
 from pathlib import Path
 
+from realtime.draw import KPT_THR
 from realtime.models import BUNDLED, MODELS_DIR
 
 log = logging.getLogger("realtime.run")
@@ -115,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--detect-every", type=int, default=1, metavar="N",
                    help="run the detector every N frames and follow people in between from the box around their "
                         "previous keypoints (default 1: every frame)")
+    t.add_argument("--kpt-thr", type=float, default=KPT_THR, metavar="T",
+                   help=f"draw only joints with a confidence of at least T, 0..1 (default {KPT_THR}: chosen from "
+                        "the bundled model's scores on real photos, so a person cut off at the waist gets no "
+                        "invented legs); the JSON outputs keep every joint with its score")
     t.add_argument("--no-smooth", action="store_true", help="turn off the One Euro keypoint smoothing")
     t.add_argument("--crop-padding", type=float, metavar="F",
                    help="crop side = F x the person box's longer side (default: the model's mca.crop_padding "
@@ -176,6 +182,10 @@ def _check_numbers(args: argparse.Namespace) -> None:
             raise UserError(f"{name} must be >= {lo}, got {v}")
     if args.conf is not None and not 0 < args.conf < 1:
         raise UserError(f"--conf must be between 0 and 1, got {args.conf}")
+    if not 0 <= args.kpt_thr <= 1:
+        raise UserError(f"--kpt-thr must be between 0 and 1, got {args.kpt_thr}")
+    if args.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", args.device.strip()):
+        raise UserError(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
     if args.crop_padding is not None and not 0.5 <= args.crop_padding <= 3:
         raise UserError(f"--crop-padding must be between 0.5 and 3, got {args.crop_padding}")
     if args.fps is not None and not 0 < args.fps <= 1000:
@@ -201,12 +211,31 @@ def default_threads() -> int:
 def _load(spec: str | None, role: str, demo: bool, args: argparse.Namespace):  # noqa: ANN202 - a Backend
     from realtime.models import ModelError, load_model, resolve_model
 
+    if spec is not None and Path(spec).expanduser().is_dir():
+        raise UserError(f"--{role} {spec} is a directory; give a model file (.onnx, or a TensorRT .engine)")
     try:
         path = resolve_model(spec, role, demo)
-        return load_model(path, backend=args.backend, precision=args.precision, device=args.device,
-                          threads=args.threads or default_threads())
+        opts = dict(backend=args.backend, device=args.device, threads=args.threads or default_threads())
+        try:
+            backend = load_model(path, precision=args.precision, **opts)
+        except ModelError as e:
+            if args.precision is None:
+                raise
+            try:  # e.g. a third-party detector graph that cannot be converted to FP16
+                backend = load_model(path, **opts)
+            except ModelError:
+                raise e from None
+            log.warning("--precision %s cannot be applied to the %s model %s; it runs as it is (%s)",
+                        args.precision, role, Path(path).name, str(e)[:160])
     except ModelError as e:
         raise UserError(f"{role} model: {e}") from None
+    want = (args.device or "").strip()
+    got = getattr(backend, "device", None)
+    if want.startswith("cuda") and got != "cuda":
+        raise UserError(f"--device {want}: the {role} model would run on the {got or 'CPU'}, not on a CUDA GPU "
+                        "(this machine or ONNX Runtime build has no CUDA: install onnxruntime-gpu on a GPU machine, "
+                        "or use --device cpu)")
+    return backend
 
 
 def _quiet_native_logs() -> None:
@@ -267,8 +296,11 @@ def run(args: argparse.Namespace) -> int:
                              joint_set=info.joint_set)
     except SourceError as e:
         raise UserError(str(e)) from None
+    if not (args.output or args.json or args.jsonl or args.show):
+        log.warning("no output asked for (-o OUT.mp4, --json, --jsonl or --show): poses are computed and "
+                    "counted, and nothing is written")
     cfg = PipelineConfig(detect_every=args.detect_every, max_persons=args.max_persons, smooth=not args.no_smooth,
-                         crop_padding=args.crop_padding,
+                         crop_padding=args.crop_padding, kpt_thr=args.kpt_thr,
                          show=args.show, show_attention=args.show_attention, output=args.output,
                          json_path=args.json, jsonl_path=args.jsonl)
     bar = None

@@ -104,6 +104,13 @@ def _garbage(tmp_path: Path) -> str:
     return f
 
 
+def _no_cuda() -> None:
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this ONNX Runtime has CUDA: --device cuda is no user error here")
+
+
 # case -> (how to change the default arguments, what the one error line says)
 FAULTS = {
     "missing file": (lambda a, t: a.update(source=str(t / "nope.mp4")), "no such file"),
@@ -132,6 +139,11 @@ FAULTS = {
     "bad crop padding": (lambda a, t: a.update(extra=["--crop-padding", "9"]), "--crop-padding must be between"),
     "bad option value": (lambda a, t: a.update(extra=["--detect-every", "x"]), "invalid int value"),
     "unknown option": (lambda a, t: a.update(extra=["--frobnicate"]), "unrecognized arguments"),
+    "directory as pose": (lambda a, t: a.update(pose=str(t)), "is a directory; give a model file"),
+    "device tpu": (lambda a, t: a.update(extra=["--device", "tpu"]), "--device must be cpu, cuda or cuda:N"),
+    "device cuda without cuda": (lambda a, t: _no_cuda() or a.update(extra=["--device", "cuda"]),
+                                 "not on a CUDA GPU"),
+    "bad kpt-thr": (lambda a, t: a.update(extra=["--kpt-thr", "2"]), "--kpt-thr must be between 0 and 1"),
     "ground truth without demo": (lambda a, t: a.update(detector="ground-truth"), "needs --source demo"),
 }
 
@@ -350,3 +362,23 @@ def test_rotated_phone_video_is_written_upright(models, tmp_path) -> None:
     assert (n, size) == (4, (96, 160))
     with av.open(str(tmp_path / "out.mp4")) as c:
         assert next(c.decode(video=0)).rotation == 0
+
+
+def test_precision_that_a_detector_cannot_take_is_a_warning(video, models, tmp_path, caplog) -> None:
+    """Issue 17.8: --precision fp16 called the bundled SSD detector 'not a loadable ONNX model'."""
+    from realtime.models import BUNDLED
+
+    pytest.importorskip("onnx", reason="the FP16 conversion needs the onnx package")
+    if not BUNDLED["ssdlite"].path.exists():
+        pytest.skip("the bundled SSDLite detector is absent")
+    args = _args(models, video, tmp_path, "--frames", "2", "--precision", "fp16")
+    args[args.index("--detector") + 1] = "ssdlite"
+    assert main(args) == 0
+    assert any("--precision fp16 cannot be applied to the detector" in r.getMessage() for r in caplog.records)
+
+
+def test_a_run_without_outputs_says_so(models, video, caplog) -> None:
+    """First run: a run with no output option wrote nothing and said nothing."""
+    assert main(["--source", str(video), "--pose", str(models["pose"]), "--detector", str(models["detector"]),
+                 "--frames", "2", "--quiet"]) == 0
+    assert any("no output asked for" in r.getMessage() for r in caplog.records)
