@@ -52,6 +52,7 @@ class PipelineConfig:
     queue_size: int = 8  # frames between stages for files (live sources keep 1: newest wins)
     overlay: bool = True  # FPS (and, for live sources, latency) text on the frames
     kpt_thr: float = KPT_THR  # joints under this confidence are not drawn
+    audio: bool = True  # carry a video file's sound into the MP4
     stop_timeout: float = 1.5  # after stop(): seconds to finish the frames in flight (the rest are not written)
 
 
@@ -360,6 +361,11 @@ class Pipeline:
             log.debug("the source is blocked in a read; it is left to end with the process")
         if self.errors:
             raise self.errors[0]
+        audio = getattr(source, "audio_path", None)
+        if cfg.audio and audio is not None and stage.mp4 is not None and stage.mp4.frames:
+            from realtime.audio import carry_audio
+
+            carry_audio(cfg.output, audio, stage.first_timestamp or 0.0)
         if lost > 0:
             log.warning("%d frames read were not written (%s)", lost,
                         f"not finished within {cfg.stop_timeout:g} s of the stop" if deadline else "lost")

@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--fps", type=float,
                     help="frame rate for image folders (default 10) and the demo (default 25); videos and "
                          "cameras keep their own")
+    io.add_argument("--no-audio", action="store_true",
+                    help="do not carry the input video's sound into the output MP4 (by default it is copied, or "
+                         "encoded to AAC where MP4 cannot hold its codec)")
     io.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no closing summary")
     m = p.add_argument_group("models")
     m.add_argument("--pose", metavar="MODEL",
@@ -300,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
         log.warning("no output asked for (-o OUT.mp4, --json, --jsonl or --show): poses are computed and "
                     "counted, and nothing is written")
     cfg = PipelineConfig(detect_every=args.detect_every, max_persons=args.max_persons, smooth=not args.no_smooth,
-                         crop_padding=args.crop_padding, kpt_thr=args.kpt_thr,
+                         crop_padding=args.crop_padding, kpt_thr=args.kpt_thr, audio=not args.no_audio,
                          show=args.show, show_attention=args.show_attention, output=args.output,
                          json_path=args.json, jsonl_path=args.jsonl)
     bar = None

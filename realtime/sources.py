@@ -112,6 +112,8 @@ class FileSource(VideoSource):
             self._container.close()
             raise SourceError(f"{path} has no video stream")
         self._stream = streams[0]
+        # where the sound comes from for the output MP4 (a regular file only: a pipe cannot be read twice)
+        self.audio_path = path if self._container.streams.audio and path.is_file() else None
         ctx = self._stream.codec_context
         if ctx is None:  # PyAV has no decoder for this codec
             self._container.close()

@@ -54,6 +54,7 @@ class WriterStage:
         self.coco: CocoJsonWriter | None = None
         self.jsonl: JsonlWriter | None = None
         self.window: Window | None = None
+        self.first_timestamp: float | None = None  # where the MP4's time 0 lies in the source (for its sound)
 
     def open(self) -> "WriterStage":
         """Open every output now; if one cannot be opened, those opened are closed and the files they made removed."""
@@ -95,6 +96,8 @@ class WriterStage:
             if item is end:
                 return
             frame, poses = item
+            if self.first_timestamp is None:
+                self.first_timestamp = frame.timestamp
             t0 = time.perf_counter()
             if last is not None:
                 rate = 1 / max(t0 - last, 1e-6)

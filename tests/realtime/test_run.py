@@ -382,3 +382,50 @@ def test_a_run_without_outputs_says_so(models, video, caplog) -> None:
     assert main(["--source", str(video), "--pose", str(models["pose"]), "--detector", str(models["detector"]),
                  "--frames", "2", "--quiet"]) == 0
     assert any("no output asked for" in r.getMessage() for r in caplog.records)
+
+
+def _video_with_sound(path: Path, audio_codec: str, seconds: float = 2.0, fps: int = 10, rate: int = 16000) -> Path:
+    """A clip with a 440 Hz tone (AAC in MP4, or 16-bit PCM in an AVI, which MP4 cannot hold)."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264" if path.suffix == ".mp4" else "mpeg4", rate=fps)
+        v.width, v.height, v.pix_fmt = 160, 120, "yuv420p"
+        a = c.add_stream(audio_codec, rate=rate)
+        a.layout = "mono"
+        fmt = "fltp" if audio_codec == "aac" else "s16"
+        n, block = int(seconds * rate), 1024
+        tone = np.sin(2 * np.pi * 440 * np.arange(n) / rate)
+        for i, img in enumerate(synthetic_frames(int(seconds * fps), (160, 120))):
+            for pkt in v.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                c.mux(pkt)
+        for i in range(0, n - block + 1, block):
+            x = tone[i:i + block][None]
+            x = x.astype(np.float32) if fmt == "fltp" else (x * 20000).astype(np.int16)
+            f = av.AudioFrame.from_ndarray(x, format=fmt, layout="mono")
+            f.sample_rate, f.pts = rate, i
+            for pkt in a.encode(f):
+                c.mux(pkt)
+        for s in (v, a):
+            for pkt in s.encode():
+                c.mux(pkt)
+    return path
+
+
+@pytest.mark.parametrize("name,codec", [("tone.mp4", "aac"), ("tone.avi", "pcm_s16le")])
+def test_sound_is_carried_into_the_mp4(models, tmp_path, name, codec) -> None:
+    """Issue 17.8: the audio track was dropped; it is copied (AAC) or encoded to AAC (PCM), cut to the video."""
+    import av
+
+    src = _video_with_sound(tmp_path / name, codec)
+    assert main(_args(models, src, tmp_path, "--frames", "15")) == 0
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"] and c.streams.audio[0].codec_context.name == "aac"
+        samples = sum(f.samples for f in c.decode(audio=0))
+    assert _decode(tmp_path / "out.mp4")[0] == 15
+    assert samples / 16000 == pytest.approx(1.5, abs=0.15), "the sound of the 15 frames written"
+    data = (tmp_path / "out.mp4").read_bytes()
+    assert 0 < data.find(b"moov") < data.find(b"mdat"), "still index first"
+    assert main(_args(models, src, tmp_path, "--frames", "3", "--no-audio")) == 0
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert not c.streams.audio
