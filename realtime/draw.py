@@ -104,7 +104,9 @@ class Renderer:
                 cv2.rectangle(img, (x0, y0), (x1, y1), _OUTLINE, max(1, thick // 2) + 2)
                 cv2.rectangle(img, (x0, y0), (x1, y1), cols[i], max(1, thick // 2))
         for i in range(len(poses)):
-            self._skeleton(img, poses.keypoints[i], poses.scores[i], cols[i], thick)
+            tall = float(poses.boxes[i, 3] - poses.boxes[i, 1])  # small people get small joint dots
+            self._skeleton(img, poses.keypoints[i], poses.scores[i], cols[i], thick,
+                           int(np.clip(round(tall / 40), 1, thick + 1)))
         if self.boxes:
             for i in range(len(poses)):
                 if poses.track_ids[i] >= 0:
@@ -118,7 +120,7 @@ class Renderer:
         return img
 
     def _skeleton(self, img: np.ndarray, kp: np.ndarray, sc: np.ndarray, col: tuple[int, int, int],
-                  thick: int) -> None:
+                  thick: int, radius: int) -> None:
         ok = sc >= self.min_score
         pts = [(int(round(x)), int(round(y))) for x, y in kp]
         for a, b in self.skeleton:
@@ -126,8 +128,8 @@ class Renderer:
                 cv2.line(img, pts[a], pts[b], _OUTLINE, thick + 2, cv2.LINE_AA)
                 cv2.line(img, pts[a], pts[b], col, thick, cv2.LINE_AA)
         for j in np.flatnonzero(ok):
-            cv2.circle(img, pts[j], thick + 2, _OUTLINE, -1, cv2.LINE_AA)
-            cv2.circle(img, pts[j], thick + 1, (255, 255, 255), -1, cv2.LINE_AA)
+            cv2.circle(img, pts[j], radius + 1, _OUTLINE, -1, cv2.LINE_AA)
+            cv2.circle(img, pts[j], radius, (255, 255, 255), -1, cv2.LINE_AA)
 
     @staticmethod
     def _label(img: np.ndarray, label: str, box: np.ndarray, col: tuple[int, int, int], scale: float,

@@ -65,8 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Multi-person pose estimation on a camera, video file, folder, stream or the synthetic demo: "
                     "detect people, crop, run the MCA pose model, track and smooth, and write an annotated H.264 "
                     "MP4 and keypoint JSON. Needs no PyTorch.",
-        epilog="Exit codes: 0 done (also after Ctrl-C/SIGTERM, with the outputs closed and valid), 2 a user error "
-               "(bad source, model or option: one 'error:' line), 130 interrupted before any frame was written.\n\n"
+        epilog="Exit codes: 0 done (also after a first Ctrl-C or SIGTERM: reading stops, the frames in flight are "
+               "finished and the outputs closed and valid, within about 2 s even if the input has stalled), 2 a user "
+               "error or an output that cannot be written (one 'error:' line; what was written is kept), 130 a "
+               "second Ctrl-C, or an interrupt before any frame was written. Faults and what is kept: the README's "
+               "fault matrix.\n\n"
                "Bundled models (in " + str(MODELS_DIR) + "):\n" + _bundled_list(),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     io = p.add_argument_group("input and output")

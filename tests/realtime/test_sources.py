@@ -185,7 +185,7 @@ def test_folder_frames_are_independent_and_named(tmp_path) -> None:
     assert [f.index for f in frames] == list(range(5))
 
 
-def test_truncated_mp4_warns(tmp_path, caplog) -> None:
+def test_truncated_mp4_warns(models, tmp_path, caplog) -> None:
     """Issue 17.8: an MP4 with its index first, cut in half, gave fewer frames with no word said."""
     from realtime.sinks import Mp4Writer
 
@@ -200,6 +200,13 @@ def test_truncated_mp4_warns(tmp_path, caplog) -> None:
         n = sum(1 for _ in src.frames())
     assert 0 < n < 200
     assert any("truncated" in r.getMessage() and "200" in r.getMessage() for r in caplog.records)
+    from realtime.run import main
+
+    caplog.clear()
+    assert main(["--source", str(cut), "--pose", str(models["pose"]), "--detector", str(models["detector"]),
+                 "--jsonl", str(tmp_path / "o.jsonl"), "--quiet"]) == 0
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == n + 1, "every readable frame"
+    assert any("truncated" in r.getMessage() for r in caplog.records)
 
 
 def test_raw_h264_keeps_its_real_rate(tmp_path) -> None:
