@@ -101,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: mca_tiny_synth for the demo, mca_tiny_real for everything else)")
     m.add_argument("--detector", metavar="MODEL",
                    help="person detector: a YOLO (Ultralytics export) or SSD (TF, tf2onnx) ONNX or engine, or a "
-                        "bundled name (default: yolo_synth for the demo, ssdlite for everything else); 'ground-truth' (demo "
-                        "only) uses the demo's true boxes, to measure pose accuracy without detector errors")
+                        "bundled name (default: yolo_synth for the demo, ssdlite for everything else); "
+                        "'ground-truth' (demo only) uses the demo's true boxes, to measure pose accuracy without "
+                        "detector errors")
     m.add_argument("--backend", default="auto", choices=["auto", "ort", "trt"],
                    help="auto (default): TensorRT where a GPU and TensorRT exist, else ONNX Runtime; ort: ONNX "
                         "Runtime; trt: TensorRT (ONNX files are built into a cached engine)")
