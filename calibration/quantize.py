@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 __all__ = ["quantize_qdq", "quantize_detector", "latency_ms", "matching_nodes", "compare_int8", "main"]
 
 METHODS = ("minmax", "entropy", "percentile")
+# What TensorRT needs of a Q/DQ file (engines.lint checks it): symmetric int8 (zero point 0) and float biases.
+# ONNX Runtime's default QuantizeBias=True writes every Conv bias as an INT32 initializer + DequantizeLinear,
+# which TensorRT's IDequantizeLayer cannot take (int8/fp8/int4/fp4 inputs only).
+TRT_QDQ_OPTIONS = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
 # Name patterns of the graph's node groups (names come from the PyTorch module paths).
 # The export fuses part attention into its stack's head (``/stacks.N/head/...``), so "attention" covers it too.
 GROUPS = {"attention": ["/attention/", "/parts.", "/head/"], "heads": ["/head/", "/heads."], "stem": ["/stem/"]}
@@ -105,8 +109,7 @@ def quantize_qdq(fp32_onnx: str | Path, calib: CalibrationSet, out: str | Path, 
             quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=cal_method,
                             nodes_to_exclude=nodes,
-                            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
-                                           "CalibMovingAverage": method == "minmax"})
+                            extra_options={**TRT_QDQ_OPTIONS, "CalibMovingAverage": method == "minmax"})
     m = onnx.load(str(out))
     n_tied = tie_relu_input_scales(m)
     src_meta = {p.key: p.value for p in onnx.load(str(fp32_onnx)).metadata_props}
@@ -179,7 +182,7 @@ def quantize_detector(fp32_onnx: str | Path, calib: CalibrationSet, out: str | P
             quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=cal_method,
                             nodes_to_exclude=keep_float,
-                            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+                            extra_options=dict(TRT_QDQ_OPTIONS))
     m = onnx.load(str(out))
     set_metadata(m, {**{q.key: q.value for q in src.metadata_props}, "mca.precision": "int8",
                      "mca.quantization": json.dumps({"method": method, "per_channel": per_channel,
