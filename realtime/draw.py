@@ -107,14 +107,19 @@ class Renderer:
             tall = float(poses.boxes[i, 3] - poses.boxes[i, 1])  # small people get small joint dots
             self._skeleton(img, poses.keypoints[i], poses.scores[i], cols[i], thick,
                            int(np.clip(round(tall / 40), 1, thick + 1)))
+        placed: list[tuple[int, int, int, int]] = []  # the overlay band and the id tags: no tag goes under them
+        if text:
+            org = (8, int(22 * scale))
+            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, thick)
+            bx0, by0, bx1, by1 = max(0, org[0] - 6), max(0, org[1] - th - 6), org[0] + tw + 6, org[1] + base + 4
+            placed.append((bx0, by0, bx1, by1))
         if self.boxes:
             for i in range(len(poses)):
                 if poses.track_ids[i] >= 0:
-                    self._label(img, f"#{int(poses.track_ids[i])}", poses.boxes[i], cols[i], scale, thick)
-        if text:  # last, on a dark band: above any label or box in the corner
-            org = (8, int(22 * scale))
-            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, thick)
-            band = img[max(0, org[1] - th - 6):org[1] + base + 4, max(0, org[0] - 6):org[0] + tw + 6]
+                    placed.append(self._label(img, f"#{int(poses.track_ids[i])}", poses.boxes[i], cols[i], scale,
+                                              thick, placed))
+        if text:  # last, on a dark band: above any box in the corner
+            band = img[by0:by1, bx0:bx1]
             band[:] = (band * 0.35).astype(np.uint8)
             cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (255, 255, 255), thick, cv2.LINE_AA)
         return img
@@ -133,12 +138,27 @@ class Renderer:
 
     @staticmethod
     def _label(img: np.ndarray, label: str, box: np.ndarray, col: tuple[int, int, int], scale: float,
-               thick: int) -> None:
-        """The track id above the box's top left corner (inside it when the box touches the top), outlined."""
+               thick: int, placed: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+        """The track id on a tag in the track's colour, dark-edged, above the box's top left corner (inside the
+        box when it touches the top; moved down past tags already ``placed``): dark text on a solid tag reads over
+        any background and no label covers another.  Returns the tag's rectangle."""
         font, fs, t = cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, max(1, thick // 2)
-        (tw, th), base = cv2.getTextSize(label, font, fs, t + 2)
+        (tw, th), base = cv2.getTextSize(label, font, fs, t)
+        pad = max(2, int(round(2 * scale)))
+        w, h = tw + 2 * pad, th + base + pad
         x0, y0 = int(round(box[0])), int(round(box[1]))
-        x = min(max(0, x0 + 2), max(0, img.shape[1] - tw - 2))
-        y = y0 - 4 if y0 - 4 - th >= 0 else y0 + th + 4
-        cv2.putText(img, label, (x, y), font, fs, _OUTLINE, t + 2, cv2.LINE_AA)
-        cv2.putText(img, label, (x, y), font, fs, col, t, cv2.LINE_AA)
+        x = min(max(0, x0), max(0, img.shape[1] - w - 1))
+        y = y0 - h if y0 - h >= 0 else max(0, y0)
+
+        def hits(yy: int) -> bool:
+            return any(x <= px1 and px0 <= x + w and yy <= py1 and py0 <= yy + h for px0, py0, px1, py1 in placed)
+
+        for _ in range(len(placed)):
+            if not hits(y) or y + 2 * h + 1 >= img.shape[0]:
+                break
+            y = max(py1 for px0, py0, px1, py1 in placed
+                    if x <= px1 and px0 <= x + w and y <= py1 and py0 <= y + h) + 1
+        cv2.rectangle(img, (x, y), (x + w, y + h), col, -1)
+        cv2.rectangle(img, (x, y), (x + w, y + h), _OUTLINE, 1)
+        cv2.putText(img, label, (x + pad, y + pad + th), font, fs, _OUTLINE, t, cv2.LINE_AA)
+        return x, y, x + w, y + h

@@ -100,3 +100,27 @@ def test_overlay_text_shows_no_rate_before_there_is_one() -> None:
     assert overlay_text(None, None, 1) == "1 person"
     assert overlay_text(12.5, None, 3) == " 12.5 fps  3 people"
     assert overlay_text(12.5, 40.0, 0) == " 12.5 fps    40 ms  0 people"
+
+
+def test_labels_of_people_side_by_side_do_not_cover_each_other() -> None:
+    """First run: in a crowd the next person's id tag was drawn over the previous one's (ids unreadable)."""
+    frame = np.full((200, 300, 3), 127, np.uint8)
+    box7, box8 = [50, 60, 150, 190], [53, 63, 160, 190]
+    one = Poses(np.zeros((1, 2, 2)), np.zeros((1, 2)), [box7], [0.9], track_ids=np.array([7]))
+    both = Poses(np.zeros((2, 2, 2)), np.zeros((2, 2)), [box7, box8], [0.9, 0.8], track_ids=np.array([7, 8]))
+    r = Renderer(((0, 1),))
+    alone, crowded = r.draw(frame, one), r.draw(frame, both)
+    ys, xs = np.nonzero((alone[:60] == track_color(7)).all(2))  # the tag above box 7
+    assert len(ys) > 50, "the id sits on a solid tag in the track's colour"
+    tag = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    np.testing.assert_array_equal(crowded[tag], alone[tag], "the second label covers the first")
+    assert (crowded == track_color(8)).all(2).sum() > 50, "the second label is drawn too"
+
+
+def test_a_label_in_the_corner_is_not_hidden_under_the_overlay_text() -> None:
+    """First run: a person at the frame's top left had their id under the fps band."""
+    frame = np.full((200, 300, 3), 127, np.uint8)
+    p = Poses(np.zeros((1, 2, 2)), np.zeros((1, 2)), [[2, 0, 150, 190]], [0.9], track_ids=np.array([3]))
+    img = Renderer(((0, 1),)).draw(frame, p, text=" 12.5 fps  1 person")
+    inside = img[3:60, 5:145]  # within the box, away from its own lines (drawn in the same colour)
+    assert (inside == track_color(3)).all(2).sum() > 50, "the id tag is visible below the overlay text"
