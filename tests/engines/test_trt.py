@@ -130,7 +130,9 @@ TRT11: frozenset[str] = frozenset()  # TensorRT 11: strongly typed, no precision
     ("fp32", False, False, TRT10, True, False, ("fp32", False, (), False)),
     # INT8 from Q/DQ everywhere; the flags only on 10
     ("int8", False, True, TRT10, True, False, ("int8", False, ("INT8", "FP16"), False)),
-    ("int8", False, True, TRT11, False, False, ("int8", False, (), False)),
+    # ... on strongly typed 11 the Q/DQ file's float layers are converted to FP16 (else they run in FP32)
+    ("int8", False, True, TRT11, False, False, ("int8", True, (), False)),
+    ("int8", True, True, TRT11, False, False, ("int8", False, (), False)),
     # INT8 from a plain ONNX: the legacy calibrator where it exists and a file is given
     ("int8", False, False, TRT10, True, True, ("int8", False, ("INT8", "FP16"), True)),
     # ... otherwise an FP16 engine, said in the note
