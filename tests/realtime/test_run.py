@@ -203,10 +203,10 @@ def test_show_attention_overlay_runs(models, video, tmp_path, mode, flip) -> Non
     plain = tmp_path / "plain"
     plain.mkdir()
     extra = ["--flip-test"] if flip else []
-    assert main(_args(models, video, plain, "--frames", "2", *extra)) == 0
-    args = _args(models, video, tmp_path, "--frames", "2", "--show-attention", mode, *extra)
-    args[args.index("--pose") + 1] = str(models["pose_att"])
-    assert main(args) == 0
+    for out, more in ((plain, []), (tmp_path, ["--show-attention", mode])):  # the same model: only the maps differ
+        args = _args(models, video, out, "--frames", "2", *more, *extra)
+        args[args.index("--pose") + 1] = str(models["pose_att"])
+        assert main(args) == 0
     import av
 
     def first(path: Path) -> np.ndarray:
@@ -214,7 +214,9 @@ def test_show_attention_overlay_runs(models, video, tmp_path, mode, flip) -> Non
             return next(c.decode(video=0)).to_ndarray(format="bgr24").astype(int)
 
     assert _decode(tmp_path / "out.mp4")[0] == 2
-    assert np.abs(first(tmp_path / "out.mp4") - first(plain / "out.mp4")).mean() > 1.0, "the maps are drawn"
+    below_text = slice(40, None)  # the overlay text (a rate, timing-dependent) is not what is compared
+    diff = np.abs(first(tmp_path / "out.mp4") - first(plain / "out.mp4"))[below_text]
+    assert diff.mean() > 1.0, "the maps are drawn"
 
 
 def test_corrupt_frames_are_skipped_and_the_rest_processed(models, tmp_path) -> None:
