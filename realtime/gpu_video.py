@@ -163,8 +163,8 @@ class NvencMp4Writer(Mp4Writer):
     """
 
     def __init__(self, path: str | Path, fps: float, crf: int = 23, preset: str = "p4", timestamps: bool = False,
-                 codec: str = "h264_nvenc") -> None:
-        super().__init__(path, fps, crf, preset, timestamps)
+                 time_base: Any = None, codec: str = "h264_nvenc") -> None:
+        super().__init__(path, fps, crf, preset, timestamps, time_base)
         self.codec = codec
 
     def __enter__(self) -> "NvencMp4Writer":
@@ -178,6 +178,7 @@ class NvencMp4Writer(Mp4Writer):
         return self
 
     def _open_stream(self, w: int, h: int) -> None:
+        """As :meth:`Mp4Writer._open_stream`, with this writer's codec and its options."""
         try:
             self._stream = self._container.add_stream(self.codec, rate=self.fps)
         except Exception as e:  # noqa: BLE001 - PyAV raises codec-specific errors
@@ -188,9 +189,7 @@ class NvencMp4Writer(Mp4Writer):
             self._stream.options = {"preset": self.preset, "rc": "vbr", "cq": str(self.crf), "b:v": "0"}
         else:
             self._stream.options = {"crf": str(self.crf), "preset": self.preset}
-        if self.timestamps:
-            from realtime.sinks import _MS
-
-            self._stream.time_base = _MS
-            self._stream.codec_context.time_base = _MS
+        if self.time_base is not None:
+            self._stream.time_base = self.time_base
+            self._stream.codec_context.time_base = self.time_base
         self._size = (w, h)

@@ -135,11 +135,13 @@ def test_nvenc_writer_refuses_cleanly_where_nvenc_does_not_open(tmp_path, monkey
     assert not (tmp_path / "a.mp4").exists()
 
 
-def test_nvenc_writer_code_path_with_a_software_codec(tmp_path, clip) -> None:
+@pytest.mark.parametrize("timestamps", [False, True])
+def test_nvenc_writer_code_path_with_a_software_codec(tmp_path, clip, timestamps) -> None:
     out = tmp_path / "b.mp4"
-    frames = [f.image for f in FileSource(clip).frames()]
-    with NvencMp4Writer(out, 25, preset="veryfast", codec="libx264") as w:
-        for img in frames:
-            w.write(img[:63, :95])  # odd size: padded to even like Mp4Writer
+    src = [(f.image, f.timestamp) for f in FileSource(clip).frames()]
+    with NvencMp4Writer(out, 25, preset="veryfast", codec="libx264", timestamps=timestamps) as w:
+        for img, t in src:
+            w.write(img[:63, :95], t)  # odd size: padded to even like Mp4Writer
     back = list(FileSource(out).frames())
-    assert len(back) == len(frames) and back[0].image.shape == (64, 96, 3)
+    assert len(back) == len(src) and back[0].image.shape == (64, 96, 3)
+    assert [round(f.timestamp, 3) for f in back] == [round(t, 3) for _, t in src]  # the frames' times kept
