@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--precision", choices=["fp32", "fp16", "int8"],
                    help="TensorRT engine precision when building from ONNX (default fp16; int8 needs a Q/DQ model "
                         "from python -m calibration.quantize)")
+    m.add_argument("--int8", choices=["auto", "on", "off"],
+                   help="INT8 on ONNX Runtime's CPU provider: auto (default; or the MCA_INT8 environment variable) "
+                        "decides from this CPU's integer kernels (VNNI or ARM dot product: on; AVX2 without VNNI: "
+                        "off, measured no faster), on runs a model's NAME.int8.onnx where one lies beside it, off "
+                        "(FP32) never does; the summary says what ran and why")
     m.add_argument("--device", help="ONNX Runtime device: cpu or cuda (default: cuda where onnxruntime-gpu has it)")
     m.add_argument("--threads", type=int,
                    help="ONNX Runtime threads per model (default: half the physical cores, at least 1: the other "
@@ -196,7 +201,7 @@ def _load(spec: str | None, role: str, demo: bool, args: argparse.Namespace):  #
     try:
         path = resolve_model(spec, role, demo)
         return load_model(path, backend=args.backend, precision=args.precision, device=args.device,
-                          threads=args.threads or default_threads())
+                          threads=args.threads or default_threads(), int8=args.int8)
     except ModelError as e:
         raise UserError(f"{role} model: {e}") from None
 
@@ -295,6 +300,14 @@ def run(args: argparse.Namespace) -> int:
     summary.interrupted = summary.interrupted or interrupted.is_set()
     if not args.quiet:
         print(summary.text())
+        from realtime.models import precision_note
+
+        notes = {role: precision_note(b) for role, b in (("pose", pose_backend), ("detector", det_backend))
+                 if b is not None and precision_note(b)}
+        if len(notes) == 2 and len(set(notes.values())) == 1:
+            notes = {"pose and detector": notes["pose"]}
+        if notes:
+            print("precision: " + "; ".join(f"{k} {v}" for k, v in notes.items()))
         for label, path in (("video", args.output), ("json", args.json), ("jsonl", args.jsonl)):
             if path:
                 print(f"{label}: {path}")
