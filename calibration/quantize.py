@@ -158,6 +158,7 @@ def quantize_detector(fp32_onnx: str | Path, calib: CalibrationSet, out: str | P
     name = src.graph.input[0].name
     scale = float(calib.manifest.get("detector_inputs_scale", 1.0))
     inputs = calib.detector_inputs
+    feed = _detector_feed(src.graph.input[0], inputs, scale)
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -166,7 +167,7 @@ def quantize_detector(fp32_onnx: str | Path, calib: CalibrationSet, out: str | P
         def get_next(self) -> dict[str, np.ndarray] | None:
             if self.i >= len(inputs):
                 return None
-            x = inputs[self.i: self.i + 1].astype(np.float32) * scale  # stored compactly as uint8
+            x = feed(inputs[self.i: self.i + 1])
             self.i += 1
             return {name: x}
 
@@ -190,6 +191,24 @@ def quantize_detector(fp32_onnx: str | Path, calib: CalibrationSet, out: str | P
                                                      "float_decode_nodes": len(keep_float)})})
     onnx.save(m, str(out))
     return out
+
+
+def _detector_feed(inp: Any, inputs: np.ndarray, scale: float) -> Any:
+    """How a stored (uint8) detector input becomes what the model takes: YOLO float32 in [0, 1] (``scale`` 1/255),
+    SSD (TF Object Detection API) uint8 as stored.  Checks the stored layout against the model's input shape."""
+    elem = inp.type.tensor_type.elem_type
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
+    if len(dims) == 4 and all(d is not None for d in dims[1:]) and tuple(dims[1:]) != tuple(inputs.shape[1:]):
+        raise CalibrationError(f"the calibration set's detector inputs are {tuple(inputs.shape[1:])} but the model "
+                               f"takes {tuple(dims[1:])}: build the set with this detector (--detector)")
+    if elem == 2:  # onnx.TensorProto.UINT8
+        if scale != 1:
+            raise CalibrationError(f"the detector takes uint8 but the set's inputs were stored for a float model "
+                                   f"(scale {scale}): build the set with this detector")
+        return lambda x: np.ascontiguousarray(x, np.uint8)
+    if elem == 1:  # FLOAT
+        return lambda x: x.astype(np.float32) * np.float32(scale)
+    raise CalibrationError(f"detector input {inp.name!r} has element type {elem}; expected float32 or uint8")
 
 
 def latency_ms(onnx_paths: list[str | Path], batch: int, threads: int | None = None,

@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from engines.graph import used_names
+
 log = logging.getLogger(__name__)
 
 __all__ = ["activations_to_uint8", "int8_activation_nodes", "relu_outputs_to_zero_point_0", "upsample_as_expand",
@@ -87,7 +89,7 @@ def activations_to_uint8(model: Any) -> int:
             model.graph.initializer.append(numpy_helper.from_array(np.full(zp.shape, 128, np.uint8), name))
             made[key] = name
         n.input[2] = made[key]
-    used = {i for n in model.graph.node for i in n.input}
+    used = used_names(model.graph)
     dead = [t for t in model.graph.initializer if t.name not in used]
     for t in dead:  # the int8 zero points no node reads any more
         model.graph.initializer.remove(t)
@@ -291,7 +293,7 @@ def weights_to_7bit(model: Any) -> int:
         n.input[0], n.input[1] = base, f"{base}_scale"
         changed += 1
     if changed:
-        used = {i for node in model.graph.node for i in node.input}
+        used = used_names(model.graph)
         for t in [t for t in model.graph.initializer if t.name not in used]:
             model.graph.initializer.remove(t)
     log.debug("%d weight tensors requantized to 7 bits", changed)

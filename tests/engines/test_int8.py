@@ -276,3 +276,29 @@ def test_both_weight_paths_against_their_arithmetic_and_the_float_reference(qdq_
     if bits == 7 or int8_plan(env={}).weight_bits == 8:
         assert np.abs(got - arith).max() <= 0.035 * peak and np.abs(got - arith).mean() <= 0.004 * peak
     assert np.abs(got - ref).max() <= 0.08 * peak and np.abs(got - ref).mean() <= 0.01 * peak
+
+
+def test_initializers_read_only_inside_a_subgraph_survive_the_cpu_step() -> None:
+    """An If/Loop body reads outer initializers by name (SSD's NMS does): dropping "unused" ones must see those reads."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from engines.int8 import prepare_for_cpu
+
+    then = helper.make_graph([helper.make_node("Add", ["d", "outer"], ["t"])], "then", [],
+                             [helper.make_tensor_value_info("t", TensorProto.FLOAT, None)])
+    other = helper.make_graph([helper.make_node("Identity", ["d"], ["e"])], "else", [],
+                              [helper.make_tensor_value_info("e", TensorProto.FLOAT, None)])
+    inits = [numpy_helper.from_array(np.array(0.02, np.float32), "s"), numpy_helper.from_array(np.array(0, np.int8), "z"),
+             numpy_helper.from_array(np.array(True), "cond"), numpy_helper.from_array(np.full((1, 4), 5, np.float32), "outer")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"]),
+             helper.make_node("If", ["cond"], ["y"], then_branch=then, else_branch=other)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
+    assert prepare_for_cpu(m)[0] == 2
+    assert "outer" in {t.name for t in m.graph.initializer}
+    x = np.array([[0.1, 0.2, -0.3, 1.0]], np.float32)
+    y = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(y, x + 5, atol=0.011)
