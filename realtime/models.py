@@ -133,7 +133,8 @@ def _on_cpu_ort(backend: str, device: str | None) -> bool:
 
 
 def load_model(path: str | os.PathLike, backend: str = "auto", precision: str | None = None,
-               device: str | None = None, threads: int | None = None, int8: str | None = None) -> Backend:
+               device: str | None = None, threads: int | None = None, int8: str | None = None,
+               outputs: list[str] | None = None) -> Backend:
     """Load a model file on the best (or the named) backend (``engines.load``).
 
     On ONNX Runtime's CPU provider, INT8 is decided per CPU (:func:`engines.cpu.int8_plan`;
@@ -141,8 +142,13 @@ def load_model(path: str | os.PathLike, backend: str = "auto", precision: str | 
     says INT8 and an FP32 file has its ``NAME.int8.onnx`` beside it, that file runs, with
     the weight width the CPU needs.  ``precision_note(backend)`` then says what ran and why.
     A file given as INT8 runs as INT8 whatever the plan (the user chose it).
+
+    ``outputs``: on ONNX Runtime, run only the graph those outputs need (the pipeline asks
+    for ``heatmaps`` alone unless attention maps are drawn); TensorRT engines keep theirs.
     """
     opts: dict[str, Any] = {"threads": threads} if threads and backend != "trt" else {}
+    if outputs is not None and backend != "trt":
+        opts["outputs"] = list(outputs)
     p = Path(path)
     plan = None
     swapped = False

@@ -200,8 +200,10 @@ def _load(spec: str | None, role: str, demo: bool, args: argparse.Namespace):  #
 
     try:
         path = resolve_model(spec, role, demo)
+        # the pose model's attention outputs are computed only when they are drawn
+        outputs = ["heatmaps"] if role == "pose" and not args.show_attention and path.suffix == ".onnx" else None
         return load_model(path, backend=args.backend, precision=args.precision, device=args.device,
-                          threads=args.threads or default_threads(), int8=args.int8)
+                          threads=args.threads or default_threads(), int8=args.int8, outputs=outputs)
     except ModelError as e:
         raise UserError(f"{role} model: {e}") from None
 
