@@ -129,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pose", default="mca_tiny_real", help="pose model (bundled name or ONNX)")
     ap.add_argument("--detector", default="ssdlite", help="detector (bundled name or ONNX)")
     ap.add_argument("--threads", type=int, help="ONNX Runtime threads per model (default as realtime.run)")
+    ap.add_argument("--frames", type=int, help="only the first N frames (default: the whole video)")
+    ap.add_argument("--int8", choices=["auto", "on", "off"], default="auto",
+                    help="as realtime.run --int8; when INT8 runs, an FP32 run at N = 1 is added and every row's "
+                         "keypoint change against it reported")
     ap.add_argument("--out", type=Path, help="also write the table (markdown) and a .json beside it")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -142,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     from engines.bench import machine_description
     from realtime.detectors import PersonDetector
-    from realtime.models import load_model, resolve_model
+    from realtime.models import load_model, precision_note, resolve_model
     from realtime.pose import PoseEstimator
     from realtime.run import default_threads
 
@@ -151,15 +155,26 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     if any(n < 1 for n in args.every) or 1 not in args.every:
         raise BenchError("--every needs positive values including 1 (the reference)")
     labels = teacher_boxes(args.labels)
+    if args.frames:
+        labels = {k: v for k, v in labels.items() if k < args.frames}
+        if not labels:
+            raise BenchError(f"no labelled frame among the first {args.frames}")
     threads = args.threads or default_threads()
-    pose = PoseEstimator(load_model(resolve_model(args.pose, "pose"), backend="ort", threads=threads,
-                                    outputs=["heatmaps"]))
-    detector = PersonDetector(load_model(resolve_model(args.detector, "detector"), backend="ort", threads=threads))
+    pose_path, det_path = resolve_model(args.pose, "pose"), resolve_model(args.detector, "detector")
+    pose = PoseEstimator(load_model(pose_path, backend="ort", threads=threads, outputs=["heatmaps"], int8=args.int8))
+    detector = PersonDetector(load_model(det_path, backend="ort", threads=threads, int8=args.int8))
+    notes = f"pose {precision_note(pose.backend)}; detector {precision_note(detector.backend)}"
     work = Path(tempfile.mkdtemp(prefix="bench-every-"))
     results: dict[int, dict[str, Any]] = {}
     people: dict[int, dict[int, list]] = {}
+    fp32_ref = None
+    if "INT8" in notes:
+        ref_pose = PoseEstimator(load_model(pose_path, backend="ort", threads=threads, outputs=["heatmaps"],
+                                            int8="off"))
+        ref_det = PersonDetector(load_model(det_path, backend="ort", threads=threads, int8="off"))
+        _, fp32_ref = run_once(args.video, 1, ref_pose, ref_det, work / "fp32.jsonl", args.frames)
     for n in sorted(set(args.every)):
-        summary, people[n] = run_once(args.video, n, pose, detector, work / f"every{n}.jsonl")
+        summary, people[n] = run_once(args.video, n, pose, detector, work / f"every{n}.jsonl", args.frames)
         results[n] = {"every": n, "fps": summary.fps, "frames": summary.frames_out,
                       "people_per_frame": summary.persons / max(1, summary.frames_out),
                       "stage_ms": {k: round(v, 2) for k, v in summary.stage_ms.items()},
@@ -167,14 +182,17 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
         log.warning("every %d: %.1f frames/s, recall %.3f", n, summary.fps, results[n]["recall"])
     for n, r in results.items():
         r["kp_change_mean_px"], r["kp_change_p95_px"] = keypoint_change(people[1], people[n])
+        if fp32_ref is not None:
+            r["kp_change_vs_fp32_mean_px"], r["kp_change_vs_fp32_p95_px"] = keypoint_change(fp32_ref, people[n])
     base = results[1]["recall"]
     ok = [n for n, r in results.items() if r["recall"] >= base - 0.01]
     pick = max(ok)
     labelled = sum(len(v) for v in labels.values())
     lines = [f"Command: `python -m realtime.bench.detect_every {' '.join(argv if argv is not None else sys.argv[1:])}`",
              "", "Machine: " + "; ".join(f"{k} {v}" for k, v in machine_description().items()), "",
-             f"Video `{args.video.name}` (all frames, decoded in the pipeline's reader thread); recall over {labelled} "
-             f"teacher-labelled people on {len(labels)} held-out frames ({args.labels.name}).", "",
+             f"Video `{args.video.name}` ({f'first {args.frames}' if args.frames else 'all'} frames, decoded in the "
+             f"pipeline's reader thread); recall over {labelled} teacher-labelled people on {len(labels)} held-out "
+             f"frames ({args.labels.name}). Precision: {notes}.", "",
              "| detect every N | end-to-end frames/s | x vs N=1 | stage ms per frame | people/frame | recall | "
              "keypoint change vs N=1 (px, mean / p95) |", "|---|---|---|---|---|---|---|"]
     for n, r in results.items():
@@ -182,6 +200,10 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
         lines.append(f"| {n}{' (chosen)' if n == pick else ''} | {r['fps']:.1f} | x{r['fps'] / results[1]['fps']:.2f} "
                      f"| {st} | {r['people_per_frame']:.2f} | {100 * r['recall']:.1f} % "
                      f"| {r['kp_change_mean_px']:.2f} / {r['kp_change_p95_px']:.2f} |")
+    if fp32_ref is not None:
+        lines += ["", "Keypoint change against an FP32 run at N = 1 (px, mean / p95): " + "; ".join(
+            f"N = {n}: {r['kp_change_vs_fp32_mean_px']:.2f} / {r['kp_change_vs_fp32_p95_px']:.2f}"
+            for n, r in results.items())]
     lines += ["", f"Rule: the largest N with recall within 1 point of N = 1 ({100 * base:.1f} %): **N = {pick}**."]
     text = "\n".join(lines) + "\n"
     print(text)
