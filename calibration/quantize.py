@@ -25,7 +25,7 @@ from calibration.dataset import CalibrationError, CalibrationSet, iter_batches
 
 log = logging.getLogger(__name__)
 
-__all__ = ["quantize_qdq", "quantize_detector", "latency_ms", "matching_nodes", "compare_int8", "main"]
+__all__ = ["quantize_qdq", "quantize_detector", "file_sha256", "latency_ms", "matching_nodes", "compare_int8", "main"]
 
 METHODS = ("minmax", "entropy", "percentile")
 # What TensorRT needs of a Q/DQ file (engines.lint checks it): symmetric int8 (zero point 0) and float biases.
@@ -113,7 +113,8 @@ def quantize_qdq(fp32_onnx: str | Path, calib: CalibrationSet, out: str | Path, 
     m = onnx.load(str(out))
     n_tied = tie_relu_input_scales(m)
     src_meta = {p.key: p.value for p in onnx.load(str(fp32_onnx)).metadata_props}
-    set_metadata(m, {**src_meta, "mca.precision": "int8", "mca.quantization": json.dumps(
+    set_metadata(m, {**src_meta, "mca.precision": "int8", "mca.fp32_sha256": file_sha256(fp32_onnx),
+                     "mca.quantization": json.dumps(
         {"method": method, "per_channel": per_channel, "excluded_patterns": exclude or [],
          "excluded_nodes": len(nodes), "single_channel_float": single_channel_float,
          "calibration_crops": int(len(calib.crops)),
@@ -186,11 +187,24 @@ def quantize_detector(fp32_onnx: str | Path, calib: CalibrationSet, out: str | P
                             extra_options=dict(TRT_QDQ_OPTIONS))
     m = onnx.load(str(out))
     set_metadata(m, {**{q.key: q.value for q in src.metadata_props}, "mca.precision": "int8",
+                     "mca.fp32_sha256": file_sha256(fp32_onnx),
                      "mca.quantization": json.dumps({"method": method, "per_channel": per_channel,
                                                      "calibration_frames": int(len(inputs)),
                                                      "float_decode_nodes": len(keep_float)})})
     onnx.save(m, str(out))
     return out
+
+
+def file_sha256(path: str | Path) -> str:
+    """The FP32 file's SHA-256, stored in the INT8 file (``mca.fp32_sha256``): a twin left behind by a retrained
+    FP32 model is then recognised as stale (``realtime.models.int8_variant``)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _detector_feed(inp: Any, inputs: np.ndarray, scale: float) -> Any:

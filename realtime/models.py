@@ -111,12 +111,34 @@ def resolve_model(spec: str | os.PathLike | None, role: str, demo: bool = False)
 
 
 def int8_variant(path: str | os.PathLike) -> Path | None:
-    """The INT8 (Q/DQ) file made from the FP32 ``path``: ``NAME.int8.onnx`` beside it, if there is one."""
+    """The INT8 (Q/DQ) file made from the FP32 ``path``: ``NAME.int8.onnx`` beside it, if there is one and it was
+    made from this very file (its ``mca.fp32_sha256``; a twin of an older, retrained model is skipped with a warning).
+    """
     p = Path(path)
     if p.suffix.lower() != ".onnx" or p.name.endswith(".int8.onnx"):
         return None
     q = p.with_name(p.name[:-len(".onnx")] + ".int8.onnx")
-    return q if q.is_file() else None
+    if not q.is_file():
+        return None
+    try:
+        import onnx
+    except ImportError:  # pragma: no cover - onnx is what makes INT8 fast on the CPU anyway
+        return q
+    want = {m.key: m.value for m in onnx.load(str(q), load_external_data=False).metadata_props}.get("mca.fp32_sha256")
+    if want is None:
+        log.warning("%s has no mca.fp32_sha256 (made by an older calibration.quantize); running FP32", q.name)
+        return None
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    if h.hexdigest() != want:
+        log.warning("%s was made from another %s (retrained since?); running FP32 (remake it with "
+                    "python -m calibration.quantize)", q.name, p.name)
+        return None
+    return q
 
 
 def _on_cpu_ort(backend: str, device: str | None) -> bool:

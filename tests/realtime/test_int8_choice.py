@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def _int8_twin(fp32: Path) -> Path:
     g.node.insert(at, helper.make_node("QuantizeLinear", ["one_f", "qs", "qz"], ["one_q"]))
     g.node.insert(at + 1, helper.make_node("DequantizeLinear", ["one_q", "qs", "qz"], ["one"]))
     m.metadata_props.add(key="mca.precision", value="int8")
+    m.metadata_props.add(key="mca.fp32_sha256", value=hashlib.sha256(fp32.read_bytes()).hexdigest())
     out = fp32.with_name(fp32.stem + ".int8.onnx")
     onnx.save(m, str(out))
     return out
@@ -53,6 +55,22 @@ def test_the_twin_is_found_only_beside_an_fp32_onnx(pair, tmp_path) -> None:
     alone.mkdir()
     shutil.copy(fp32, alone / "pose.onnx")
     assert int8_variant(alone / "pose.onnx") is None
+
+
+def test_a_stale_or_unstamped_twin_is_skipped(pair, caplog) -> None:
+    fp32, q = pair
+    m = onnx.load(str(fp32))
+    m.metadata_props.add(key="retrained", value="yes")  # the FP32 model changed after its twin was made
+    onnx.save(m, str(fp32))
+    assert int8_variant(fp32) is None and "made from another" in caplog.text
+    back = load_model(fp32, backend="ort", device="cpu", int8="on")
+    assert Path(back.path) == fp32 and back.weight_bits is None
+    m = onnx.load(str(q))
+    keep = [p for p in m.metadata_props if p.key != "mca.fp32_sha256"]
+    del m.metadata_props[:]
+    m.metadata_props.extend(keep)
+    onnx.save(m, str(q))
+    assert int8_variant(fp32) is None and "no mca.fp32_sha256" in caplog.text
 
 
 def test_flag_on_runs_the_int8_twin_with_the_planned_weights(pair) -> None:
