@@ -185,7 +185,15 @@ def load_model(path: str | os.PathLike, backend: str = "auto", precision: str | 
         q = int8_variant(p)
         if plan.int8 and q is not None:
             p, swapped = q, True
-    m = _engines.load(p, backend=backend, precision=precision, device=device, **opts)
+    try:
+        m = _engines.load(p, backend=backend, precision=precision, device=device, **opts)
+    except ModelError as e:
+        if "outputs" not in opts or "no output(s)" not in str(e):
+            raise
+        # not the model the caller expects (e.g. a detector given as --pose): load it whole, so that the
+        # caller's own check says what it is
+        opts.pop("outputs")
+        m = _engines.load(p, backend=backend, precision=precision, device=device, **opts)
     if plan is not None:
         bits = getattr(m, "weight_bits", None)
         if bits:
