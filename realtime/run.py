@@ -184,7 +184,9 @@ def default_threads() -> int:
 
     Decode/render and draw/encode run in their own threads beside inference; giving
     ONNX Runtime every core makes them fight (on 2 cores, 1 thread per model was
-    about 1.4x faster end to end than 2).
+    about 1.4x faster end to end than 2; ``python -m realtime.bench.layout`` measures the
+    detector x pose thread table on real footage: docs/benchmarks_layout.md, where 1 + 1
+    was again the fastest).
     """
     try:
         import psutil
