@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m realtime.bench.detect_every", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="real video (default: shared vtest.avi)")
-    ap.add_argument("--labels", type=Path, required=True, help="tools/pseudo_label.py's manifest.json for the video")
+    ap.add_argument("--labels", type=Path,
+                    help="tools/pseudo_label.py's manifest.json for the video (without: no recall column)")
     ap.add_argument("--every", type=int, nargs="+", default=[1, 2, 3, 4], help="values of N (default 1 2 3 4)")
     ap.add_argument("--pose", default="mca_tiny_real", help="pose model (bundled name or ONNX)")
     ap.add_argument("--detector", default="ssdlite", help="detector (bundled name or ONNX)")
@@ -154,8 +155,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
         raise BenchError(f"video {args.video} not found (pass --video)")
     if any(n < 1 for n in args.every) or 1 not in args.every:
         raise BenchError("--every needs positive values including 1 (the reference)")
-    labels = teacher_boxes(args.labels)
-    if args.frames:
+    labels = teacher_boxes(args.labels) if args.labels else {}
+    if args.frames and labels:
         labels = {k: v for k, v in labels.items() if k < args.frames}
         if not labels:
             raise BenchError(f"no labelled frame among the first {args.frames}")
@@ -178,7 +179,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
         results[n] = {"every": n, "fps": summary.fps, "frames": summary.frames_out,
                       "people_per_frame": summary.persons / max(1, summary.frames_out),
                       "stage_ms": {k: round(v, 2) for k, v in summary.stage_ms.items()},
-                      "recall": recall(labels, people[n])}
+                      "recall": recall(labels, people[n]) if labels else float("nan")}
         log.warning("every %d: %.1f frames/s, recall %.3f", n, summary.fps, results[n]["recall"])
     for n, r in results.items():
         r["kp_change_mean_px"], r["kp_change_p95_px"] = keypoint_change(people[1], people[n])
@@ -186,13 +187,13 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
             r["kp_change_vs_fp32_mean_px"], r["kp_change_vs_fp32_p95_px"] = keypoint_change(fp32_ref, people[n])
     base = results[1]["recall"]
     ok = [n for n, r in results.items() if r["recall"] >= base - 0.01]
-    pick = max(ok)
+    pick = max(ok) if labels else 1
     labelled = sum(len(v) for v in labels.values())
     lines = [f"Command: `python -m realtime.bench.detect_every {' '.join(argv if argv is not None else sys.argv[1:])}`",
              "", "Machine: " + "; ".join(f"{k} {v}" for k, v in machine_description().items()), "",
              f"Video `{args.video.name}` ({f'first {args.frames}' if args.frames else 'all'} frames, decoded in the "
              f"pipeline's reader thread); recall over {labelled} teacher-labelled people on {len(labels)} held-out "
-             f"frames ({args.labels.name}). Precision: {notes}.", "",
+             f"frames ({args.labels.name if args.labels else 'no labels given'}). Precision: {notes}.", "",
              "| detect every N | end-to-end frames/s | x vs N=1 | stage ms per frame | people/frame | recall | "
              "keypoint change vs N=1 (px, mean / p95) |", "|---|---|---|---|---|---|---|"]
     for n, r in results.items():
@@ -204,7 +205,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
         lines += ["", "Keypoint change against an FP32 run at N = 1 (px, mean / p95): " + "; ".join(
             f"N = {n}: {r['kp_change_vs_fp32_mean_px']:.2f} / {r['kp_change_vs_fp32_p95_px']:.2f}"
             for n, r in results.items())]
-    lines += ["", f"Rule: the largest N with recall within 1 point of N = 1 ({100 * base:.1f} %): **N = {pick}**."]
+    if labels:
+        lines += ["", f"Rule: the largest N with recall within 1 point of N = 1 ({100 * base:.1f} %): **N = {pick}**."]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
