@@ -182,8 +182,8 @@ def load_model(path: str | os.PathLike, backend: str = "auto", precision: str | 
         except ValueError as e:
             raise ModelError(str(e)) from None
         opts["weight_bits"] = plan.weight_bits
-        q = int8_variant(p)
-        if plan.int8 and q is not None:
+        q = int8_variant(p) if plan.int8 else None
+        if q is not None:
             p, swapped = q, True
     try:
         m = _engines.load(p, backend=backend, precision=precision, device=device, **opts)
@@ -200,7 +200,8 @@ def load_model(path: str | os.PathLike, backend: str = "auto", precision: str | 
             why = plan.reason if swapped else f"an INT8 file was given ({plan.cpu})"
             note = f"INT8 ({bits}-bit weights): {why}"
         elif plan.int8:
-            note = f"FP32: no {p.stem}.int8.onnx beside {p.name} (python -m calibration.quantize makes one)"
+            note = f"FP32: no usable {p.stem}.int8.onnx beside {p.name} (scripts/make_int8_models.sh or " \
+                   "python -m calibration.quantize makes one)"
         else:
             note = plan.describe()
         m.precision_note = note  # type: ignore[attr-defined]

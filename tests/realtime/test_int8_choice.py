@@ -107,7 +107,7 @@ def test_on_without_a_twin_says_so(pair, tmp_path) -> None:
     alone.mkdir()
     p = shutil.copy(pair[0], alone / "pose.onnx")
     m = load_model(p, backend="ort", device="cpu", int8="on")
-    assert Path(m.path) == Path(p) and "no pose.int8.onnx" in precision_note(m)
+    assert Path(m.path) == Path(p) and "no usable pose.int8.onnx" in precision_note(m)
 
 
 def test_the_cli_flag_and_its_summary_line(pair, capsys) -> None:
