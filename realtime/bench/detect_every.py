@@ -198,7 +198,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
              "keypoint change vs N=1 (px, mean / p95) |", "|---|---|---|---|---|---|---|"]
     for n, r in results.items():
         st = ", ".join(f"{k} {v:.1f}" for k, v in r["stage_ms"].items())
-        lines.append(f"| {n}{' (chosen)' if n == pick else ''} | {r['fps']:.1f} | x{r['fps'] / results[1]['fps']:.2f} "
+        lines.append(f"| {n}{' (chosen)' if labels and n == pick else ''} | {r['fps']:.1f} | x{r['fps'] / results[1]['fps']:.2f} "
                      f"| {st} | {r['people_per_frame']:.2f} | {100 * r['recall']:.1f} % "
                      f"| {r['kp_change_mean_px']:.2f} / {r['kp_change_p95_px']:.2f} |")
     if fp32_ref is not None:
