@@ -132,6 +132,14 @@ class OrtBackend(Backend):
         if precision == "int8" and meta.get("mca.precision") != "int8":
             log.warning("%s is not a Q/DQ INT8 model (mca.precision=%s); running it as it is", p.name,
                         meta.get("mca.precision", "unknown"))
+        half_qdq = meta.get("mca.precision") == "int8" and meta.get("mca.float_type") == "fp16"
+        if half_qdq and optimization != "none":
+            # Measured (ORT 1.32, CPU): its graph optimizations change a float16 Q/DQ file's heatmaps by up to 30 %
+            # of their range, against 2 % unoptimized (what the file means); such a file is TensorRT 11's.
+            log.warning("%s has float16 float layers (a TensorRT 11 Q/DQ file): ONNX Runtime runs it unoptimized "
+                        "(slow); the CPU's INT8 file is the one written without --float16", p.name)
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            self.session = ort.InferenceSession(source, so, providers=provider_list)
         used = self.session.get_providers()
         dev = "cuda" if used and used[0] == "CUDAExecutionProvider" else "cpu"
         self.int8_rewritten = 0
@@ -139,7 +147,8 @@ class OrtBackend(Backend):
         self.pruned_nodes = 0
         self._proto: Any = None  # the in-memory model when a rewrite made one
         self._fetch_only: list[str] | None = None
-        if dev == "cpu" and meta.get("mca.precision") == "int8" and uint8_activations and precision != "fp16":
+        if dev == "cpu" and meta.get("mca.precision") == "int8" and uint8_activations and precision != "fp16" \
+                and not half_qdq:
             if weight_bits is None:
                 from engines.cpu import int8_plan
 

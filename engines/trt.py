@@ -114,7 +114,7 @@ class PrecisionPlan:
     """How one requested precision is built on the installed TensorRT (see :func:`plan_precision`)."""
 
     precision: str  # what the engine will be: fp32, fp16 or int8
-    convert_fp16: bool  # parse an FP16 copy of the ONNX (engines.fp16) instead of the file itself
+    convert_fp16: bool  # parse an FP16 copy of the ONNX (engines.fp16) instead of the file itself (Q/DQ: its floats)
     flags: tuple[str, ...]  # builder flags to set (only those this TensorRT still has)
     calibrator: bool  # legacy implicit INT8 calibration from a calibration .npz
     note: str = ""
@@ -125,7 +125,8 @@ def plan_precision(precision: str, onnx_fp16: bool, onnx_qdq: bool, builder_flag
     """Decide how to get ``precision`` from this ONNX on this TensorRT (pure, so it is tested without a GPU).
 
     TensorRT 11 is strongly typed (no FP16/INT8 flags): FP16 comes from an FP16 ONNX (converted here
-    when the file is FP32) and INT8 from a Q/DQ ONNX.  TensorRT 10 gets the same ONNX plus the flags it
+    when the file is FP32) and INT8 from a Q/DQ ONNX, whose float layers are converted to FP16 too
+    (else they would run in FP32 there).  TensorRT 10 gets the same ONNX plus the flags it
     still has.  INT8 from a plain ONNX needs the legacy calibrator (TensorRT 10 and a calibration file);
     without one the engine falls back to FP16, said in ``note``.
     """
@@ -144,7 +145,11 @@ def plan_precision(precision: str, onnx_fp16: bool, onnx_qdq: bool, builder_flag
     if onnx_qdq:
         if precision != "int8":
             raise ModelError(f"the ONNX is a Q/DQ (INT8) model; build it with precision int8, not {precision}")
-        return PrecisionPlan("int8", False, tuple(f for f in ("INT8", "FP16") if f in have), False)
+        if "FP16" in have:  # TensorRT 10: the FP16 flag lets the unquantized layers run in half precision
+            return PrecisionPlan("int8", False, tuple(f for f in ("INT8", "FP16") if f in have), False)
+        # Strongly typed (11): the unquantized layers run in the file's float type, so give it float16 floats.
+        return PrecisionPlan("int8", not onnx_fp16, tuple(f for f in ("INT8",) if f in have), False,
+                             "" if onnx_fp16 else "the Q/DQ file's float layers converted to FP16 (strongly typed)")
     if precision == "fp32":
         if onnx_fp16:
             raise ModelError("the ONNX computes in float16; build it with precision fp16, not fp32")

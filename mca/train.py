@@ -164,6 +164,22 @@ def _overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _anny_datasets(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any]:
+    """Training and validation crops of an Anny pose cache (``python -m mca.data.anny cache``); ValueError for
+    the user."""
+    if args.anny_cache is None:
+        raise ValueError("--data anny needs --anny-cache DIR (write one with python -m mca.data.anny cache)")
+    from mca.data.anny.dataset import cached_train_val
+
+    try:
+        train, val = cached_train_val(args.anny_cache, cfg.joint_set, cfg.input_size, cfg.heatmap_size,
+                                      args.val_size, args.seed)
+    except FileNotFoundError as e:
+        raise ValueError(str(e)) from None
+    log.info("anny cache %s: %d training crops, %d validation", args.anny_cache, len(train), len(val))
+    return train, val
+
+
 def _parser() -> argparse.ArgumentParser:
     from mca.config import list_models
 
@@ -174,8 +190,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="mca_tiny", help=f"registered config ({', '.join(list_models())})")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field (repeatable), e.g. --set num_stacks=4 --set background_map=true")
-    p.add_argument("--data", default="synthetic", choices=["synthetic", "mpii", "coco", "lsp"],
-                   help="training data: rendered people, or a real data set (--annotations, --images)")
+    p.add_argument("--data", default="synthetic", choices=["synthetic", "mpii", "coco", "lsp", "anny"],
+                   help="training data: rendered people, a real data set (--annotations, --images), or an Anny "
+                        "cache (--anny-cache)")
+    p.add_argument("--anny-cache", type=Path, help="pose cache of python -m mca.data.anny cache (with --data anny)")
     p.add_argument("--annotations", type=Path, help="MPII .mat/.h5/.json, COCO person_keypoints json, LSP joints.mat")
     p.add_argument("--images", type=Path, help="the real data set's image folder")
     p.add_argument("--val-annotations", type=Path,
@@ -315,7 +333,7 @@ def _train(args: argparse.Namespace, ctx: Any) -> int:
                                       seed=args.seed + 1000, train=False)
     else:
         try:
-            train_ds, val_ds = _real_datasets(args, cfg)
+            train_ds, val_ds = (_anny_datasets if args.data == "anny" else _real_datasets)(args, cfg)
         except ValueError as e:
             return user_error(str(e))
     log.info("%d process(es) on %s; effective batch %d = %d x micro-batch %d x %d accumulation step(s); loss %s%s%s",

@@ -8,6 +8,13 @@ from pathlib import Path
 
 import pytest
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """CPU tests run on ONNX Runtime even where TensorRT and a GPU exist (``auto`` would build engines); the GPU
+    tests (``-m gpu``) name their backend and leave ``auto`` alone."""
+    if "gpu" not in (config.option.markexpr or ""):
+        os.environ.setdefault("MCA_POSE_BACKEND", "ort")
+
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 # The bundled models have INT8 twins that engines.cpu.int8_plan picks on VNNI / ARM-dot CPUs: tests that compare a
