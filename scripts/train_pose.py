@@ -122,13 +122,16 @@ def build_sources(args: argparse.Namespace, cfg, n: int):  # noqa: ANN001, ANN20
     for folder, w in args.pseudo or []:
         from mca.data.pseudo_labels import PseudoLabelDataset, load_split
 
-        sources.append(PseudoLabelDataset(load_split(folder / "train.npz"), cfg.input_size, cfg.heatmap_size, n,
-                                          seed=args.seed))
+        lb = load_split(folder / "train.npz", teacher=args.pseudo_teacher)
+        sources.append(PseudoLabelDataset(lb, cfg.input_size, cfg.heatmap_size, n, seed=args.seed))
         weights.append(w)
-        names.append(f"pseudo:{folder.name}")
+        names.append(f"pseudo:{folder.name}:{lb.teacher_names[0]}")
     for folder, w in args.anny or []:
-        from mca.data.mesh_cache import MeshCacheDataset
-
+        try:  # the mesh-people renderer's cache reader (helper "anny"); not in every checkout yet
+            from mca.data.mesh_cache import MeshCacheDataset
+        except ImportError:
+            raise ValueError("--anny needs mca.data.mesh_cache (the mesh-people cache reader), which this checkout "
+                             "does not have") from None
         sources.append(MeshCacheDataset(folder, cfg.input_size, cfg.heatmap_size, n, seed=args.seed,
                                         joint_set=cfg.joint_set))
         weights.append(w)
@@ -155,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=100, help="linear warm-up iterations")
     p.add_argument("--synthetic", type=float, default=1.0, help="weight of fresh synthetic people (0: none)")
     p.add_argument("--pseudo", type=_source_arg, action="append", help="tools/pseudo_label.py folder[:weight]")
+    p.add_argument("--pseudo-teacher", default=None,
+                   help="whose labels to train on (movenet_thunder, blazepose_heavy; default: the file's first)")
+    p.add_argument("--stop-at", type=int, default=0, help="stop after this step (the schedule is not changed)")
     p.add_argument("--anny", type=_source_arg, action="append", help="rendered mesh-people cache folder[:weight]")
     p.add_argument("--eval-every", type=int, default=250, help="iterations between validation passes")
     p.add_argument("--val-num", type=int, default=384, help="validation people (seed 1000)")
@@ -223,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     model.train()
     while True:
         fac, progress = lr_factor(step, args.iters, time.time() - t0, budget, args.warmup, args.lr_floor)
-        if progress >= 1.0:
+        if progress >= 1.0 or (args.stop_at and step >= args.stop_at):
             break
         for g in opt.param_groups:
             g["lr"] = args.lr * fac
