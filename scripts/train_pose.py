@@ -2,7 +2,8 @@
 
 Sources (any mix, weights after a colon): fresh synthetic people (``--synthetic W``), teacher-labelled real
 crops from ``tools/pseudo_label.py`` (``--pseudo DIR:W``, its ``train.npz``), rendered mesh people
-(``--anny DIR:W``, a cache with a manifest).  Every item goes through ``mca.data.augment.make_sample``.
+(``--anny DIR:W``, a cache of ``python -m mca.data.anny cache``, each pass with new augmentation).  Every
+item goes through ``mca.data.augment.make_sample``.
 
 The learning rate follows a cosine from ``--lr`` down to ``--lr-floor`` x ``--lr`` over the run, where the
 run's progress is the larger of iterations done / ``--iters`` and wall time / ``--minutes``: on a machine
@@ -110,6 +111,23 @@ def lr_factor(it: int, iters: int, elapsed: float, budget_s: float, warmup: int,
     return f, progress
 
 
+class Epochs:
+    """A cache read again and again: pass ``i`` is item ``i % len`` with the augmentation of epoch ``i // len``
+    (a cached dataset draws its augmentation from ``(seed, item, epoch)``, so without this every visit of an
+    item would be the same crop)."""
+
+    def __init__(self, src) -> None:  # noqa: ANN001 - a dataset with ``epoch``
+        self.src = src
+
+    def __len__(self) -> int:
+        return 1 << 40  # MixedDataset indexes ``i % len``: let every index through
+
+    def __getitem__(self, i: int):  # noqa: ANN204
+        n = len(self.src)
+        self.src.epoch = i // n
+        return self.src[i % n]
+
+
 def build_sources(args: argparse.Namespace, cfg, n: int):  # noqa: ANN001, ANN201
     from mca.data.datasets import SyntheticPoseDataset
     from mca.data.mix import MixedDataset
@@ -127,15 +145,17 @@ def build_sources(args: argparse.Namespace, cfg, n: int):  # noqa: ANN001, ANN20
         weights.append(w)
         names.append(f"pseudo:{folder.name}:{lb.teacher_names[0]}")
     for folder, w in args.anny or []:
-        try:  # the mesh-people renderer's cache reader (helper "anny"); not in every checkout yet
-            from mca.data.mesh_cache import MeshCacheDataset
+        try:  # helper "anny"'s cache reader (python -m mca.data.anny cache); not in every checkout yet
+            from mca.data.anny.dataset import AnnyCachedPoseDataset
         except ImportError:
-            raise ValueError("--anny needs mca.data.mesh_cache (the mesh-people cache reader), which this checkout "
-                             "does not have") from None
-        sources.append(MeshCacheDataset(folder, cfg.input_size, cfg.heatmap_size, n, seed=args.seed,
-                                        joint_set=cfg.joint_set))
+            raise ValueError("--anny needs mca.data.anny (the Anny mesh-people renderer and its cache reader), "
+                             "which this checkout does not have") from None
+        src = AnnyCachedPoseDataset(folder, cfg.joint_set, cfg.input_size, cfg.heatmap_size, seed=args.seed)
+        if len(src) == 0:
+            raise ValueError(f"{folder}: the Anny cache has no finished chunk yet")
+        sources.append(Epochs(src))
         weights.append(w)
-        names.append(f"anny:{folder.name}")
+        names.append(f"anny:{folder.name}:{len(src)}")
     if not sources:
         raise ValueError("no training source (give --synthetic W > 0, --pseudo DIR or --anny DIR)")
     return MixedDataset(sources, weights, n, seed=args.seed, names=names)
