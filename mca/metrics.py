@@ -17,7 +17,8 @@ import numpy as np
 from mca.joints import get_joint_set
 
 __all__ = ["PCKResult", "pck", "torso_size", "head_size", "mpii_head_size_from_box", "COCO_SIGMAS", "oks",
-           "coco_keypoint_ap", "side_pair_names", "side_swap", "lr_heatmap_correlation", "label_heatmaps", "side_summary"]
+           "coco_keypoint_ap", "side_pair_names", "side_swap", "lr_heatmap_correlation", "label_heatmaps", "side_summary",
+           "draw_threshold_sweep"]
 
 # COCO keypoints' per-joint standard deviations (nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles),
 # as the COCO keypoint evaluation defines them.
@@ -215,4 +216,36 @@ def side_summary(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, heatmaps
         out |= {f"lr-corr {k}": v for k, v in lr_heatmap_correlation(heatmaps, pairs, mask).items()}
     if label_heatmaps is not None:
         out |= {f"lr-corr labels {k}": v for k, v in lr_heatmap_correlation(label_heatmaps, pairs, mask).items()}
+    return out
+
+
+def draw_threshold_sweep(conf: np.ndarray, correct: np.ndarray, labelled: np.ndarray,
+                         thresholds: np.ndarray) -> dict[str, np.ndarray]:
+    """What drawing only joints with confidence >= t does, for each ``t`` (to choose ``--kpt-thr`` from data).
+
+    A joint *should* be drawn when the reference labels it and the prediction is right (``correct``); it should
+    not be drawn when the reference does not label it (``~labelled``: outside the picture, hidden, not there --
+    the invented legs of an upper-body shot) or when the prediction is wrong.  Per threshold: ``precision``
+    (right among drawn), ``recall`` (drawn among right), ``invented`` (drawn among unlabelled), ``wrong_drawn``
+    (drawn among labelled but wrong) and ``decision`` (fraction of joints drawn exactly when right: both
+    mistakes count alike).  Arrays over ``thresholds``; precision is nan where nothing is drawn.
+    """
+    c = np.asarray(conf, float).ravel()
+    ok = np.asarray(correct, bool).ravel()
+    lab = np.asarray(labelled, bool).ravel()
+    if not (len(c) == len(ok) == len(lab)):
+        raise ValueError("conf, correct and labelled must have the same number of joints")
+    if (ok & ~lab).any():
+        raise ValueError("a joint cannot be correct without a label")
+    t = np.asarray(thresholds, float)
+    drawn = c[None, :] >= t[:, None]
+    n_drawn = drawn.sum(1)
+    hit = (drawn & ok).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = {"threshold": t, "precision": np.where(n_drawn > 0, hit / np.maximum(n_drawn, 1), np.nan),
+               "recall": hit / ok.sum() if ok.any() else np.full(len(t), np.nan),
+               "invented": (drawn & ~lab).sum(1) / (~lab).sum() if (~lab).any() else np.full(len(t), np.nan),
+               "wrong_drawn": ((drawn & lab & ~ok).sum(1) / (lab & ~ok).sum() if (lab & ~ok).any()
+                               else np.full(len(t), np.nan)),
+               "decision": (drawn == ok[None, :]).mean(1)}
     return out

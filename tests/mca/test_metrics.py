@@ -144,3 +144,26 @@ def test_side_summary_reports_what_the_total_hides() -> None:
     assert out["side-swap ankle"] == 1.0 and out["side-swap knee"] == 0.0
     assert out["side-swap all"] == pytest.approx(1 / 6, abs=0.01)  # a few random pairs touch: left out
     assert out["pck@0.2 head_top"] == 1.0 and out["pck@0.2 l_ankle"] < 0.5
+
+
+def test_draw_threshold_sweep_on_a_hand_made_case() -> None:
+    from mca.metrics import draw_threshold_sweep
+
+    # four right joints (conf .9 .8 .6 .3), one labelled but wrong (.7), two the reference does not label (.5, .1)
+    conf = np.array([.9, .8, .6, .3, .7, .5, .1])
+    correct = np.array([1, 1, 1, 1, 0, 0, 0], bool)
+    labelled = np.array([1, 1, 1, 1, 1, 0, 0], bool)
+    r = draw_threshold_sweep(conf, correct, labelled, np.array([0.0, 0.4, 0.55, 0.95]))
+    np.testing.assert_allclose(r["recall"], [1.0, 0.75, 0.75, 0.0])
+    np.testing.assert_allclose(r["precision"][:3], [4 / 7, 3 / 5, 3 / 4])
+    assert np.isnan(r["precision"][3])
+    np.testing.assert_allclose(r["invented"], [1.0, 0.5, 0.0, 0.0])
+    np.testing.assert_allclose(r["wrong_drawn"], [1.0, 1.0, 1.0, 0.0])
+    np.testing.assert_allclose(r["decision"], [4 / 7, 4 / 7, 5 / 7, 3 / 7])
+
+
+def test_draw_threshold_sweep_rejects_a_right_joint_without_a_label() -> None:
+    from mca.metrics import draw_threshold_sweep
+
+    with pytest.raises(ValueError, match="without a label"):
+        draw_threshold_sweep(np.array([.5]), np.array([True]), np.array([False]), np.array([.2]))
