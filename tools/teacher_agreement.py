@@ -55,6 +55,14 @@ def load_runner(path: Path, threads: int = 1):  # noqa: ANN201 - (run, input_siz
     return run, model.cfg.input_size, model.cfg.heatmap_size
 
 
+def with_flip(run):  # noqa: ANN001, ANN201
+    """``run`` with the flip test (mirror, swap left/right maps back, average), as ``realtime.pose`` does it."""
+    from mca import heatmaps as H
+    from mca.joints import MPII16
+
+    return lambda x: H.flip_test(run, x, MPII16.flip_index, channels_last=True)
+
+
 def teacher_vs_teacher(lb) -> dict:  # noqa: ANN001 - PseudoLabels with a second teacher
     """PCK@0.2 of the primary teacher's joints against the second teacher's (its torso), on joints both label."""
     from mca.joints import MPII16
@@ -100,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=ROOT / "data" / "pseudo", help="tools/pseudo_label.py's folder")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--flip", action="store_true",
+                   help="flip test: average each crop's heatmaps with its mirror's (as realtime.run --flip-test)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     from mca.data.pseudo_labels import load_split
@@ -110,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         if base.alt_joints is not None:
             teachers[base.teacher_names[1]] = base.swapped()
         runners = {str(m): load_runner(m, args.threads) for m in args.models}
+        if args.flip:
+            runners = {f"{k} (flip test)": (with_flip(r), s, h) for k, (r, s, h) in runners.items()}
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
