@@ -216,7 +216,7 @@ class GroundTruthDetector:
 
     Only for sources with ground truth (``demo``).  With it, whatever the pipeline
     scores is the pose model's and the pipeline's own accuracy, with detector errors
-    taken out; ``python -m realtime.evaluate_pipeline`` uses it to show that the
+    taken out; ``python -m realtime.bench.evaluate_pipeline`` uses it to show that the
     pipeline loses nothing against the model alone.  People with fewer than
     ``min_visible`` of their joints in view are left out, as the demo's recall does.
     """

@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     from realtime.detectors import PersonDetector
     from realtime.models import ModelError, load_model, resolve_model
-    from realtime.peers import MoveNet, peer_path
+    from realtime.bench.peers import MoveNet, peer_path
 
     try:
         teacher_path = args.teacher or peer_path("thunder")

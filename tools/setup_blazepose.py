@@ -12,7 +12,7 @@ the interpreter given by ``--python`` (a venv with mediapipe, e.g. .venv-mp)::
         "opencv-python-headless<4.12" sentencepiece
     python tools/setup_blazepose.py --python .venv-mp/bin/python
 
-The models are peers for benchmarks (``python -m realtime.bench_real --blazepose-python ...``) only.
+The models are peers for benchmarks (``python -m realtime.bench.real --blazepose-python ...``) only.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 __all__ = ["MoveNet", "decode_single", "decode_multi", "PEERS_DIR", "peer_path", "NUM_KEYPOINTS"]
 
 NUM_KEYPOINTS = 17
-PEERS_DIR = Path(__file__).resolve().parents[1] / "peers"
+PEERS_DIR = Path(__file__).resolve().parents[2] / "peers"
 PEER_FILES = {"lightning": "movenet_lightning.onnx", "thunder": "movenet_thunder.onnx",
               "multipose": "movenet_multipose.onnx"}
 CROP_PADDING = 1.25  # a person box is grown by this much (square) before MoveNet sees it

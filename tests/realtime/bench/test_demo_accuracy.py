@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from realtime.evaluate_pipeline import compare, main
+from realtime.bench.evaluate_pipeline import compare, main
 from realtime.run import DEFAULT_DEMO_DETECTOR, DEFAULT_POSE
 
 pytestmark = pytest.mark.skipif(not (DEFAULT_POSE.exists() and DEFAULT_DEMO_DETECTOR.exists()),
@@ -21,7 +21,7 @@ def test_pipeline_loses_nothing_against_the_model_alone() -> None:
     # recall counts people with half their joints in view (measured 0.93 here; AP50 of the detector is 0.825)
     assert r.recall >= 0.8
     # the detector's boxes instead of the true ones cost little on the people it finds (measured over 5 seeds
-    # with python -m realtime.evaluate_pipeline: -0.018 pooled, per seed -0.042..+0.004)
+    # with python -m realtime.bench.evaluate_pipeline: -0.018 pooled, per seed -0.042..+0.004)
     assert r.pipeline_det >= r.model_found - 0.05, r
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from realtime.models import ModelError
-from realtime.peers import MoveNet, decode_multi, decode_single, peer_path
+from realtime.bench.peers import MoveNet, decode_multi, decode_single, peer_path
 from realtime.types import Detections
 from tests.realtime.conftest import constant_movenet_onnx, shared_data_dir
 

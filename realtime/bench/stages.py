@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from realtime.models import MODELS_DIR
 from realtime.sources import VideoSource
 from realtime.types import Frame
 
@@ -47,7 +48,6 @@ __all__ = ["make_video", "stage_times", "end_to_end", "soak", "main", "BenchRow"
 
 STAGES = ("decode", "detect", "crop", "pose", "heatmap decode", "track", "draw", "encode")
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
-HERE = Path(__file__).resolve().parent
 
 
 class BenchError(RuntimeError):
@@ -479,12 +479,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backends", nargs="+", default=["ort", "ort-int8", "torch"],
                     help="pose backends: ort, ort-int8, torch, trt-fp16, trt-int8 (unavailable ones are skipped)")
     ap.add_argument("--batches", type=int, nargs="+", default=[16], help="pose batch sizes (persons per run)")
-    ap.add_argument("--pose", nargs="+", default=[str(HERE / "models" / "pose_mca_tiny_synth.onnx")],
+    ap.add_argument("--pose", nargs="+", default=[str(MODELS_DIR / "pose_mca_tiny_synth.onnx")],
                     help="pose models: ONNX files, or registered config names (exported with random weights, "
                          "same speed; needs torch)")
-    ap.add_argument("--checkpoint", type=Path, default=HERE / "models" / "pose_mca_tiny_synth.pt",
+    ap.add_argument("--checkpoint", type=Path, default=MODELS_DIR / "pose_mca_tiny_synth.pt",
                     help="PyTorch weights for the torch backend (random weights of the same config if absent)")
-    ap.add_argument("--detector", type=Path, default=HERE / "models" / "person_yolo_synth.onnx", help="detector ONNX")
+    ap.add_argument("--detector", type=Path, default=MODELS_DIR / "person_yolo_synth.onnx", help="detector ONNX")
     ap.add_argument("--threads", type=int, default=None, help="ONNX Runtime/torch threads per model "
                     "(default: as realtime.run, half the physical cores)")
     ap.add_argument("--peer-onnx", type=Path, help="YOLO-pose ONNX (tools/export_yolo_pose.py) to run as a peer")
@@ -527,7 +527,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     poses: dict[str, tuple[dict[str, Any], float]] = {}
     for spec in args.pose:
         onnx = resolve_pose(spec, args.cache)
-        ckpt = args.checkpoint if onnx.resolve() == (HERE / "models" / "pose_mca_tiny_synth.onnx") else None
+        ckpt = args.checkpoint if onnx.resolve() == (MODELS_DIR / "pose_mca_tiny_synth.onnx") else None
         backends = pose_backends(args.backends, onnx, ckpt, args.cache, threads)
         if not backends:
             raise BenchError("none of the requested pose backends can run here")

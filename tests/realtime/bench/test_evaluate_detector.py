@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime.evaluate_detector import average_precision, match_frame
+from realtime.bench.evaluate_detector import average_precision, match_frame
 
 
 @pytest.mark.parametrize("scores,tp,n_gt,ap", [

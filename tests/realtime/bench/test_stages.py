@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.bench import BenchRow, _ListSource, main, plot_fps
+from realtime.bench.stages import BenchRow, _ListSource, main, plot_fps
 from realtime.run import DEFAULT_DEMO_DETECTOR, DEFAULT_POSE
 from realtime.types import Frame
 

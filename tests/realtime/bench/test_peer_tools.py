@@ -1,5 +1,5 @@
 """The peer tooling that needs no TensorFlow or mediapipe: TF.js graph patches, TF.js weights, BlazePose model copy,
-and ``python -m realtime.bench_real`` on a generated video with hand-made MoveNet models."""
+and ``python -m realtime.bench.real`` on a generated video with hand-made MoveNet models."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def _fake_peers(folder: Path) -> Path:
 
 
 def test_bench_real_runs_every_method_it_has_and_names_what_it_skips(models, video, tmp_path, capsys) -> None:
-    from realtime.bench_real import main
+    from realtime.bench.real import main
 
     out = tmp_path / "real.md"
     rc = main(["--video", str(video), "--frames", "6", "--pose", str(models["pose"]), "--peers-dir",
@@ -113,7 +113,7 @@ def test_bench_real_runs_every_method_it_has_and_names_what_it_skips(models, vid
     (["--pose", "/nonexistent/p.onnx"], "not found"),
 ])
 def test_bench_real_errors_are_one_line(argv, message, video, tmp_path, capsys) -> None:
-    from realtime.bench_real import main
+    from realtime.bench.real import main
 
     if "--video" not in argv:
         argv = argv + ["--video", str(video)]

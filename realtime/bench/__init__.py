@@ -1,0 +1,9 @@
+"""Measuring the pipeline, beside it rather than inside its stages.
+
+- ``python -m realtime.bench``: per-stage latency, end-to-end frames/s, efficiency, roofline, peers, memory
+  (:mod:`realtime.bench.stages`).
+- ``python -m realtime.bench.real``: this project and its peers (MoveNet, BlazePose) on the same real video.
+- ``python -m realtime.bench.evaluate_detector``: person AP50 on held-out synthetic scenes.
+- ``python -m realtime.bench.evaluate_pipeline``: does the pipeline lose accuracy against the model alone?
+- :mod:`realtime.bench.peers`: torch-free runners for the peer models.
+"""
