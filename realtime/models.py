@@ -48,7 +48,8 @@ class BundledModel:
 BUNDLED: dict[str, BundledModel] = {
     "mca_tiny_synth": BundledModel(
         "pose", "pose_mca_tiny_synth.onnx", "scripts/train_demo_pose.sh",
-        "mca_tiny (MPII-16 joints) trained on the synthetic people; has attention outputs"),
+        "mca_tiny (MPII-16 joints) trained on the synthetic people, then on synthetic people with front/back cues "
+        "(left/right learnt); has attention outputs"),
     "mca_tiny_real": BundledModel(
         "pose", "pose_mca_tiny_real.onnx",
         "scripts/train_real_pose.sh (teachers, tools/pseudo_label.py, scripts/train_pose.py, engines.export)",
