@@ -54,7 +54,7 @@ BUNDLED: dict[str, BundledModel] = {
         "pose", "pose_mca_tiny_real.onnx",
         "scripts/train_real_pose.sh (teachers, tools/pseudo_label.py, scripts/train_pose.py, engines.export)",
         "mca_tiny trained on synthetic people with front/back cues (left/right learnt), then on synthetic + "
-        "MoveNet-thunder pseudo-labelled real crops; has attention outputs"),
+        "MoveNet-thunder pseudo-labelled real crops, then also on realistic mesh people (anny); has attention outputs"),
     "yolo_synth": BundledModel(
         "detector", "person_yolo_synth.onnx",
         "scripts/train_demo_detector.py (needs the 'yolo' extra)",

@@ -2,10 +2,11 @@
 # Reproduce the bundled real-footage pose model realtime/models/pose_mca_tiny_real.onnx (issue 16):
 #   1. teachers: MoveNet thunder (tooling venv) and BlazePose heavy (mediapipe venv), see README "Real footage";
 #   2. real people labelled by both teachers (vtest.avi + shared photos + licensed package photos);
-#   3. stage 1: mca_tiny_synth -> synthetic people with front/back cues (sides learnable), time-aware cosine;
+#   3. stage 1 is the bundled demo model mca_tiny_synth (scripts/train_demo_pose.sh: sides learnt on synthetic people);
 #   4. stage 2: + MoveNet-labelled real crops (half of each batch), measured against BlazePose, the other teacher;
-#   5. export (deploy graph, attention outputs, metadata) and the numbers the README reports.
-# Runs on 2 CPU cores (about 2 h 15 min here); every stage writes under runs/ (git-ignored).
+#   5. stage 3: synthetic 0.3 + MoveNet-labelled real crops 0.5 + rendered mesh people (anny) 0.2, time-aware cosine;
+#   6. export (deploy graph, attention outputs, metadata) and the numbers the README reports.
+# Runs on 2 CPU cores (about 2 h plus the mesh cache here; stage 1 another 2.5 h if rebuilt); every stage writes under runs/ (git-ignored).
 # Set SKIP_TEACHERS=1 when peers/ and .venv-mp already exist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,11 +20,14 @@ if [ "${SKIP_TEACHERS:-0}" != 1 ]; then
 fi
 $PY tools/real_photos.py --out data/real-extra
 $PY tools/pseudo_label.py --out data/pseudo --train-frames 240 --blazepose-python .venv-mp/bin/python
-$PY scripts/train_pose.py --config mca_tiny --init realtime/models/pose_mca_tiny_synth.pt --lr 5e-4 --iters 6000 \
-    --minutes 150 --stop-at 3750 --out runs/tiny_sides
-$PY scripts/train_pose.py --init runs/tiny_sides/last.pt --synthetic 0.5 --pseudo data/pseudo:0.5 \
+# stage 1 is the bundled demo model (scripts/train_demo_pose.sh: synthetic people, then the sides stage)
+$PY scripts/train_pose.py --init realtime/models/pose_mca_tiny_synth.pt --synthetic 0.5 --pseudo data/pseudo:0.5 \
     --pseudo-teacher movenet_thunder --lr 2e-4 --warmup 20 --iters 1500 --minutes 20 --eval-every 150 --val-num 256 \
     --out runs/tiny_sides_real
-$PY -m engines.export -c runs/tiny_sides_real/last.pt --attention -o realtime/models/pose_mca_tiny_real.onnx
-$PY -m mca.evaluate --onnx realtime/models/pose_mca_tiny_real.onnx --num 1000
-$PY tools/teacher_agreement.py --data data/pseudo realtime/models/pose_mca_tiny_real.onnx
+# stage 3: + realistic mesh people (helper anny's renderer; the 'synth' extra), 20,000 pictures cached once
+$PY -m mca.data.anny cache --out data/anny-pose --num 20000 --seed 0 --workers 2
+$PY scripts/train_pose.py --init runs/tiny_sides_real/last.pt --synthetic 0.3 --pseudo data/pseudo:0.5 \
+    --pseudo-teacher movenet_thunder --anny data/anny-pose:0.2 --lr 2e-4 --warmup 20 --iters 2500 --minutes 100 \
+    --eval-every 250 --val-num 256 --out runs/tiny_sides_anny
+$PY -m engines.export -c runs/tiny_sides_anny/last.pt --attention -o realtime/models/pose_mca_tiny_real.onnx
+scripts/eval_real_pose.sh realtime/models/pose_mca_tiny_real.onnx runs/eval_tiny_real --int8
