@@ -48,11 +48,13 @@ class BundledModel:
 BUNDLED: dict[str, BundledModel] = {
     "mca_tiny_synth": BundledModel(
         "pose", "pose_mca_tiny_synth.onnx", "scripts/train_demo_pose.sh",
-        "mca_tiny (MPII-16 joints) trained on the synthetic people; has attention outputs"),
+        "mca_tiny (MPII-16 joints) trained on the synthetic people, then on synthetic people with front/back cues "
+        "(left/right learnt); has attention outputs"),
     "mca_tiny_real": BundledModel(
         "pose", "pose_mca_tiny_real.onnx",
-        "tools/pseudo_label.py, tools/finetune_real.py, then python -m engines.export --attention",
-        "mca_tiny_synth fine-tuned on synthetic + MoveNet-thunder pseudo-labelled real crops; has attention outputs"),
+        "scripts/train_real_pose.sh (teachers, tools/pseudo_label.py, scripts/train_pose.py, engines.export)",
+        "mca_tiny trained on synthetic people with front/back cues (left/right learnt), then on synthetic + "
+        "MoveNet-thunder pseudo-labelled real crops, then also on realistic mesh people (anny); has attention outputs"),
     "yolo_synth": BundledModel(
         "detector", "person_yolo_synth.onnx",
         "scripts/train_demo_detector.py (needs the 'yolo' extra)",
