@@ -49,7 +49,7 @@ def load(path: str | os.PathLike, backend: str = "auto", precision: str | None =
     p = Path(path)
     if not p.exists():
         raise ModelError(f"model file not found: {p}")
-    if backend == "auto" and os.environ.get(BACKEND_ENV):
+    if backend == "auto" and os.environ.get(BACKEND_ENV) and p.suffix.lower() not in ENGINE_SUFFIXES:
         backend = os.environ[BACKEND_ENV]  # a machine-wide choice, e.g. a CI job that must stay on ONNX Runtime
     if backend not in ("auto", "ort", "trt"):
         raise ModelError(f"unknown backend {backend!r}" + (f" (from ${BACKEND_ENV})" if os.environ.get(BACKEND_ENV)

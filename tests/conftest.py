@@ -17,6 +17,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
+# The bundled models have INT8 twins that engines.cpu.int8_plan picks on VNNI / ARM-dot CPUs: tests that compare a
+# bundled model's numbers run FP32 on every CPU unless they ask (tests/realtime/test_int8_choice.py clears this).
+os.environ.setdefault("MCA_INT8", "off")
+
 
 def load_tool(name: str):  # noqa: ANN201 - a module loaded from tools/ (scripts, not a package)
     """``tools/<name>.py`` as a module, for testing the tools' functions."""
