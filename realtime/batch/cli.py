@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--recursive", "-r", action="store_true", help="folders: also the videos in their subfolders")
     io.add_argument("--no-video", action="store_true", help="write only the JSON and JSON Lines (no MP4)")
     io.add_argument("--frames", type=int, metavar="N", help="stop each video after N frames")
+    io.add_argument("--no-audio", action="store_true", help="do not copy the videos' sound into the MP4s")
     io.add_argument("--retry-failed", action="store_true",
                     help="also redo videos the manifest records as failed (by default a rerun skips them)")
     io.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no closing summary")
@@ -89,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--backend", default="auto", choices=["auto", "ort", "trt"],
                    help="auto (default): ONNX Runtime CPU for CPU workers; TensorRT where installed for GPU workers")
     m.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="TensorRT engine precision (default fp16)")
+    m.add_argument("--int8", choices=["auto", "on", "off"],
+                   help="INT8 on ONNX Runtime's CPU provider, as in realtime.run (default auto)")
+    m.add_argument("--kpt-thr", type=float, metavar="T", help="joints under this confidence are not drawn")
     m.add_argument("--device", help="ONNX Runtime device, cpu or cuda (default: cpu for CPU workers)")
     m.add_argument("--threads", type=int, help="ONNX Runtime threads per model in each worker (default above)")
     m.add_argument("--conf", type=float, help="person detection threshold, 0..1 (default: the detector family's)")
@@ -113,6 +117,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UserError(f"--gpus-per-worker must be >= 0, got {args.gpus_per_worker}")
     if args.gpus_per_worker > 1 and args.gpus_per_worker != int(args.gpus_per_worker):
         raise UserError("--gpus-per-worker above 1 must be a whole number of GPUs")
+    if args.kpt_thr is not None and not 0 <= args.kpt_thr <= 1:
+        raise UserError(f"--kpt-thr must be between 0 and 1, got {args.kpt_thr}")
     if args.conf is not None and not 0 < args.conf < 1:
         raise UserError(f"--conf must be between 0 and 1, got {args.conf}")
     if args.crop_padding is not None and not 0.5 <= args.crop_padding <= 3:
@@ -149,7 +155,7 @@ def worker_settings(args: argparse.Namespace) -> "WorkerSettings":
                           backend=backend, precision=args.precision, device=device, threads=threads, conf=args.conf,
                           max_persons=args.max_persons, detect_every=args.detect_every, smooth=not args.no_smooth,
                           crop_padding=args.crop_padding, flip_test=args.flip_test, max_frames=args.frames,
-                          video=not args.no_video)
+                          video=not args.no_video, int8=args.int8, kpt_thr=args.kpt_thr, audio=not args.no_audio)
 
 
 def plan(args: argparse.Namespace, manifest: Any) -> tuple[list[Any], dict[str, int], list[str]]:

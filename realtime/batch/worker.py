@@ -45,6 +45,9 @@ class WorkerSettings:
     flip_test: bool = False
     max_frames: int | None = None
     video: bool = True  # write the annotated MP4 (JSON and JSON Lines are always written)
+    int8: str | None = None  # INT8 on ONNX Runtime's CPU provider: auto/on/off (None: realtime.run's default)
+    kpt_thr: float | None = None  # joints under this confidence are not drawn (None: the pipeline's default)
+    audio: bool = True  # carry a video's sound into its MP4
 
 
 @dataclass(frozen=True)
@@ -107,10 +110,13 @@ class VideoWorker:
         _quiet_native_logs()
         self.settings = s = settings
         _limit_opencv_threads(s.threads)
-        pose_backend = load_model(resolve_model(s.pose, "pose"), backend=s.backend, precision=s.precision,
-                                  device=s.device, threads=s.threads)
+        pose_path = resolve_model(s.pose, "pose")
+        # as realtime.run: the pose model's attention outputs are not computed (they are only drawn on request)
+        pose_backend = load_model(pose_path, backend=s.backend, precision=s.precision, device=s.device,
+                                  threads=s.threads, int8=s.int8,
+                                  outputs=["heatmaps"] if pose_path.suffix == ".onnx" else None)
         det_backend = load_model(resolve_model(s.detector, "detector"), backend=s.backend, precision=s.precision,
-                                 device=s.device, threads=s.threads)
+                                 device=s.device, threads=s.threads, int8=s.int8)
         self.estimator = PoseEstimator(pose_backend, flip_test=s.flip_test)
         self.detector = PersonDetector(det_backend, conf=s.conf, max_persons=s.max_persons)
         self._lock = threading.Lock()
@@ -163,7 +169,9 @@ class VideoWorker:
             partial.mkdir(parents=True, exist_ok=True)
             source = open_source(job.input, max_frames=s.max_frames, joint_set=self.estimator.info.joint_set)
             cfg = PipelineConfig(detect_every=s.detect_every, max_persons=s.max_persons, smooth=s.smooth,
-                                 crop_padding=s.crop_padding, output=partial / names["video"] if s.video else None,
+                                 crop_padding=s.crop_padding, audio=s.audio,
+                                 kpt_thr=PipelineConfig.kpt_thr if s.kpt_thr is None else s.kpt_thr,
+                                 output=partial / names["video"] if s.video else None,
                                  json_path=partial / names["json"], jsonl_path=partial / names["jsonl"])
             pipeline = Pipeline(self.detector, self.estimator, cfg, progress=self._tick)
             with self._lock:
