@@ -305,10 +305,14 @@ class BatchRunner:
             while True:
                 if self.interrupting.is_set() and kill_at is None:
                     kill_at = self._interrupt_running()
+                dispatched = False
                 for s in self.slots:
                     if s.ready_ref is None and s.running is None and s.actor is not None \
                             and self.pending and not self.stopping.is_set():
                         self._dispatch(s)
+                        dispatched = True
+                if dispatched and self.on_update:  # a start is a change too: a stop asked now lets it finish
+                    self.on_update(self)
                 busy = [s for s in self.slots if s.running is not None]
                 starting = [s for s in self.slots if s.ready_ref is not None]
                 if not busy and (self.stopping.is_set() or not self.pending):
