@@ -144,13 +144,18 @@ class Tracker:
     1. confident people (``box_scores >= high_score``) against confirmed tracks, those
        seen last frame and those lost for up to ``max_missed`` frames.  A lost track's
        box is widened by ``lost_buffer`` a missed frame (the motion may have changed);
-       with the image it refuses someone dressed otherwise (colours < ``lost_colour_floor``)
-       and takes back someone dressed alike (>= ``reid_similarity``) of its height
-       within ``reid_radius`` x sqrt(frames missed) heights of where it was predicted;
+       with the image it refuses someone dressed otherwise (colours < ``lost_colour_floor``,
+       ``None``: no such veto) and takes back someone dressed alike (>= ``reid_similarity``)
+       of its height (the ratio within ``reid_height_ratio``) within ``reid_radius`` x
+       sqrt(frames missed) heights of where it was predicted;
     2. the detector's low-score boxes against the tracks seen last frame and still
        unmatched, at ``low_iou_threshold``: an occluded or blurred person keeps their
        track, and a low-score box no track takes is left out of the output;
     3. the remaining confident people against tentative tracks.
+
+    With the image, a track's colours are a running mean (each sighting keeps
+    ``colour_memory`` of the old), left as they are while the person's box overlaps
+    another's (IoU > ``colour_update_iou``: their clothes would mix in).
 
     A confident person left over starts a tentative track (id -1) if the box scores
     ``new_track_margin`` above ``high_score``, the pose is confident (mean joint score
@@ -168,8 +173,9 @@ class Tracker:
                  low_iou_threshold: float = 0.5, min_hits: int = 3, new_track_margin: float = 0.1,
                  new_track_keypoints: float = 0.6, new_track_inside: float = 0.7,
                  duplicate_oks: float | None = 0.7, lost_buffer: float = 0.02, appearance_weight: float = 1.0,
-                 lost_colour_floor: float = 0.3, reid_similarity: float = 0.7, reid_radius: float = 0.5,
-                 colour_memory: float = 0.9) -> None:
+                 lost_colour_floor: float | None = 0.3, reid_similarity: float = 0.7, reid_radius: float = 0.5,
+                 reid_height_ratio: tuple[float, float] = (0.6, 1.6), colour_memory: float = 0.9,
+                 colour_update_iou: float = 0.3) -> None:
         self.iou_threshold, self.max_missed = iou_threshold, max_missed
         self.use_keypoints, self.keypoint_threshold, self.keypoint_weight = use_keypoints, keypoint_threshold, \
             keypoint_weight
@@ -178,9 +184,17 @@ class Tracker:
             new_track_margin, new_track_keypoints, new_track_inside
         self.duplicate_oks, self.lost_buffer, self.appearance_weight = duplicate_oks, lost_buffer, appearance_weight
         self.lost_colour_floor, self.reid_similarity, self.reid_radius = lost_colour_floor, reid_similarity, reid_radius
+        self.reid_height_ratio = reid_height_ratio
         self.colour_memory = colour_memory  # how much of a track's colours each new sighting leaves
+        self.colour_update_iou = colour_update_iou
         self.tracks: list[_Track] = []
         self._next = 0
+        self._frames = 0
+
+    def reset(self) -> None:
+        """Forget every track, as at the start (for unrelated frames, e.g. a folder of photos): the next
+        frame's people get ids at once; ids are not reused."""
+        self.tracks = []
         self._frames = 0
 
     # -- scores ---------------------------------------------------------------------------
@@ -213,14 +227,16 @@ class Tracker:
             app[have] = colour_similarity(np.stack([t.colours for t in tracks if t.colours is not None]),
                                           colours[cols])
         missed = np.array([t.missed for t in tracks], np.float64)
-        gate &= ~((missed[:, None] > 0) & (app < self.lost_colour_floor))  # a lost track: not someone else's clothes
+        if self.lost_colour_floor is not None:  # the veto: a lost track does not take someone dressed otherwise
+            gate &= ~((missed[:, None] > 0) & (app < self.lost_colour_floor))
         sim = np.where(gate, score + self.appearance_weight * app, -1.0)
         # re-identification: a lost track takes back someone dressed alike, near it and of its size
         th = boxes[:, 3] - boxes[:, 1]
         dist = np.linalg.norm(((boxes[:, None, :2] + boxes[:, None, 2:]) - (det[None, :, :2] + det[None, :, 2:])) / 2,
                               axis=-1) / np.maximum(th[:, None], 1.0)
         ratio = (det[:, 3] - det[:, 1])[None] / np.maximum(th[:, None], 1.0)
-        reid = ((missed[:, None] > 0) & have[:, None] & (app >= self.reid_similarity) & (ratio > 0.6) & (ratio < 1.6)
+        lo, hi = self.reid_height_ratio
+        reid = ((missed[:, None] > 0) & have[:, None] & (app >= self.reid_similarity) & (ratio > lo) & (ratio < hi)
                 & (dist <= self.reid_radius * np.sqrt(np.maximum(missed, 1.0))[:, None]))
         return np.where((sim < 0) & reid, app, sim)
 
@@ -273,7 +289,7 @@ class Tracker:
         recent = [t for t in confirmed if t.missed == 0 and id(t) not in taken]
         self._match(recent, poses, np.nonzero(~high & ~drop)[0], ok, colours, self.low_iou_threshold, assign)
         rest = self._match([t for t in self.tracks if t.id < 0], poses, rest, ok, colours, self.iou_threshold, assign)
-        crowded = iou_matrix(boxes, boxes) - np.eye(n) > 0.3 if n else np.zeros((0, 0), bool)
+        crowded = iou_matrix(boxes, boxes) - np.eye(n) > self.colour_update_iou if n else np.zeros((0, 0), bool)
         for j, t in assign.items():
             t.see(boxes[j], poses.keypoints[j], ok[j])
             if colours is not None and colours[j].any():

@@ -268,13 +268,13 @@ def test_person_colours_tell_people_apart() -> None:
     assert sim[0, 1] > 0.95 and sim[0, 2] < 0.2
 
 
-@pytest.mark.parametrize("with_image", [True, False])
-def test_colours_keep_a_hidden_person_s_id_from_a_newcomer(with_image) -> None:
+@pytest.mark.parametrize("with_image,veto", [(True, 0.3), (True, None), (False, 0.3)])
+def test_colours_keep_a_hidden_person_s_id_from_a_newcomer(with_image, veto) -> None:
     """Red walks behind a pillar for 20 frames; meanwhile green steps out where red would be.  With the
-    frame, red's lost track refuses green (other clothes), and takes red back when red comes out 80 px
-    further on than their walk predicts (no box overlap: by the clothes alone); on boxes and keypoints
-    alone, green takes red's id."""
-    tr = Tracker()
+    frame, red's lost track refuses green (other clothes: the ``lost_colour_floor`` veto), and takes red
+    back when red comes out 80 px further on than their walk predicts (no box overlap: by the clothes
+    alone); on boxes and keypoints alone, or without the veto, green takes red's id."""
+    tr = Tracker(lost_colour_floor=veto)
     red_id, green_ids, red_back = None, set(), None
     for f in range(45):
         img = np.full((300, 800, 3), 128, np.uint8)
@@ -294,7 +294,7 @@ def test_colours_keep_a_hidden_person_s_id_from_a_newcomer(with_image) -> None:
             elif who == "red" and f == 44:
                 red_back = i
     assert red_id is not None and red_id >= 0
-    if with_image:
+    if with_image and veto is not None:
         assert red_id not in green_ids and red_back == red_id
     else:
         assert red_id in green_ids
@@ -325,3 +325,12 @@ def test_a_limb_inside_a_tracked_person_starts_no_track() -> None:
         out = tr.update(_people([([100, 100, 160, 300], 0.9)] + ([([120, 220, 150, 300], 0.8)] if f else [])))
         if f:
             assert out.track_ids.tolist()[1] == -1
+
+
+def test_reset_forgets_tracks_and_the_next_frame_gets_new_ids_at_once() -> None:
+    """Unrelated photos: after ``reset`` nobody inherits an earlier photo's id, and nobody waits ``min_hits``."""
+    tr = Tracker()
+    first = tr.update(_poses([[0, 0, 20, 40], [100, 0, 120, 40]])).track_ids.tolist()
+    tr.reset()
+    again = tr.update(_poses([[0, 0, 20, 40]])).track_ids.tolist()
+    assert tr.tracks and again[0] >= 0 and again[0] not in first
