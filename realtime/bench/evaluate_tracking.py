@@ -44,7 +44,7 @@ from realtime.types import Poses
 log = logging.getLogger(__name__)
 
 __all__ = ["FrameTruth", "FrameTracks", "IdentityMetrics", "linear_assignment", "identity_metrics", "pooled",
-           "TrackStep", "track_demo", "track_video", "subset", "main"]
+           "TrackStep", "track_demo", "track_video", "subset", "refinds", "main"]
 
 MATCH_IOU = 0.5
 
@@ -150,8 +150,15 @@ def linear_assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _match(iou: np.ndarray, thr: float, keep: Iterable[tuple[int, int]] = ()) -> list[tuple[int, int]]:
-    """Pairs (row, col) with IoU >= ``thr``: the ``keep`` pairs still valid, then the best IoU assignment of the rest."""
-    pairs = [(g, p) for g, p in keep if iou[g, p] >= thr]
+    """Pairs (row, col) with IoU >= ``thr``: the ``keep`` pairs still valid, then the best IoU assignment of the rest.
+
+    Each row and column pairs once: two people who last had the same id (one took it while the
+    other was missed) both "keep" it, and the one its box overlaps more gets it.
+    """
+    pairs: list[tuple[int, int]] = []
+    for g, p in sorted(keep, key=lambda gp: -iou[gp]):
+        if iou[g, p] >= thr and all(g != g2 and p != p2 for g2, p2 in pairs):
+            pairs.append((g, p))
     rows = [g for g in range(iou.shape[0]) if g not in {g for g, _ in pairs}]
     cols = [p for p in range(iou.shape[1]) if p not in {p for _, p in pairs}]
     if rows and cols:
@@ -336,6 +343,23 @@ def _table(rows: list[tuple[str, IdentityMetrics]]) -> str:
     return "\n".join(lines)
 
 
+def refinds(tracks: list[FrameTracks]) -> list[tuple[int, int, float]]:
+    """Each time an id comes back after frames without it: (id, frames missed, distance from where it was
+    last seen in heights of its last box).  Without truth, a long jump hints at an id taken by someone else."""
+    last: dict[int, tuple[int, np.ndarray]] = {}
+    out = []
+    for n, f in enumerate(tracks):
+        for box, i in zip(f.boxes, f.ids.tolist()):
+            if i < 0:
+                continue
+            if i in last and last[i][0] < n - 1:
+                b = last[i][1]
+                d = np.linalg.norm((box[:2] + box[2:]) / 2 - (b[:2] + b[2:]) / 2) / max(b[3] - b[1], 1.0)
+                out.append((i, n - last[i][0] - 1, float(d)))
+            last[i] = (n, np.asarray(box, np.float64))
+    return out
+
+
 def _video_report(tracks: list[FrameTracks]) -> str:
     life: dict[int, int] = {}
     for f in tracks:
@@ -346,9 +370,15 @@ def _video_report(tracks: list[FrameTracks]) -> str:
     n = np.array(sorted(life.values()))
     if not len(n):
         return f"{len(tracks)} frames, no people"
+    back = refinds(tracks)
+    gaps = np.array([g for _, g, _ in back])
+    far = sum(d > 1.0 for _, _, d in back)
     return (f"{len(tracks)} frames, {boxes} tracked boxes ({boxes / len(tracks):.1f} a frame), {len(life)} ids; "
             f"frames per id: median {np.median(n):.0f}, mean {n.mean():.1f}; ids seen on >= 25 frames: "
-            f"{int((n >= 25).sum())}, on < 5 frames: {int((n < 5).sum())}")
+            f"{int((n >= 25).sum())}, on < 5 frames: {int((n < 5).sum())}\n"
+            f"re-found after a gap: {len(back)} times"
+            + (f" (gap median {np.median(gaps):.0f}, max {gaps.max()} frames), {far} of them more than one "
+               f"body height from where last seen" if len(back) else ""))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -410,10 +440,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     high = None if args.no_low_score else conf
-    setting = (f"detector {family} at {conf:g}, "
-               + ("no low-score boxes" if args.no_low_score else f"low-score boxes from {args.low_conf:g}")
-               + (", no image (no colour cue)" if args.no_image else ""))
     step = lambda: TrackStep(Tracker(), high, use_image=not args.no_image)  # noqa: E731
+    probe = step()  # what this tracker takes (an older one: neither low-score boxes nor the frame)
+    setting = (f"detector {family} at {conf:g}, "
+               + (f"low-score boxes from {args.low_conf:g}" if probe.pass_low else "no low-score boxes")
+               + ("" if probe.pass_image else ", no image (no colour cue)"))
     if not demo:
         bar = None if args.quiet else tqdm(desc="frames", unit="frame")
         tracks = track_video(detector, pose, step(), args.video, args.frames or None, args.draw, args.frames_out,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from realtime.bench.evaluate_tracking import (FrameTracks, FrameTruth, TrackStep, identity_metrics,
-                                              linear_assignment, main, pooled)
+                                              linear_assignment, main, pooled, refinds)
 from realtime.models import BUNDLED
 from realtime.tracking import Tracker
 from realtime.types import Poses
@@ -80,6 +80,29 @@ def test_a_switch_back_after_a_gap_counts_against_the_last_id() -> None:
     """CLEAR-MOT compares with the id last matched, across frames where the person was missed."""
     m = identity_metrics(*_video([1, 1, -1, -1, 2, 2, 1]))
     assert m.switches == 2
+
+
+def test_one_box_matches_one_person_when_two_last_had_its_id() -> None:
+    """A crossing: A had id 1, then B took it while A was missed; when both stand where one box with id 1
+    covers them, that box is one hit (and the other person one miss), never two (no negative false positives)."""
+    f = lambda boxes, ids: (np.array(boxes, float), np.array(ids))  # noqa: E731
+    truth = [FrameTruth(*f([_box(0), _box(100)], [0, 1]), np.zeros(2, bool)),
+             FrameTruth(*f([_box(100)], [1]), np.zeros(1, bool)),
+             FrameTruth(*f([_box(50), _box(51)], [0, 1]), np.zeros(2, bool))]
+    tracks = [FrameTracks(*f([_box(0), _box(100)], [1, 2])), FrameTracks(*f([_box(100)], [1])),
+              FrameTracks(*f([_box(50.5)], [1]))]
+    m = identity_metrics(truth, tracks)
+    assert (m.gt, m.tp, m.fp, m.fn) == (5, 4, 0, 1)
+    assert m.switches == 1  # B: 2 -> 1
+
+
+def test_refinds_report_gaps_and_how_far_the_id_jumped() -> None:
+    """Id 1 unseen on frames 2-4 and back 80 px on (a 40 px tall box: 2 heights); id 2 always there."""
+    boxes = [[_box(0), _box(200)], [_box(0), _box(200)], [_box(200)], [_box(200)], [_box(200)],
+             [_box(80), _box(200)]]
+    ids = [[1, 2], [1, 2], [2], [2], [2], [1, 2]]
+    back = refinds([FrameTracks(np.array(b, float), np.array(i)) for b, i in zip(boxes, ids)])
+    assert back == [(1, 3, pytest.approx(2.0))]
 
 
 def test_frames_must_line_up() -> None:
