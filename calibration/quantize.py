@@ -25,9 +25,14 @@ from calibration.dataset import CalibrationError, CalibrationSet, iter_batches
 
 log = logging.getLogger(__name__)
 
-__all__ = ["quantize_qdq", "quantize_detector", "latency_ms", "matching_nodes", "compare_int8", "main"]
+__all__ = ["quantize_qdq", "quantize_detector", "latency_ms", "matching_nodes", "compare_int8", "compare_precisions",
+           "main"]
 
 METHODS = ("minmax", "entropy", "percentile")
+# What TensorRT needs of a Q/DQ file (engines.lint checks it): symmetric int8 (zero point 0) and float biases.
+# ONNX Runtime's default QuantizeBias=True writes every Conv bias as an INT32 initializer + DequantizeLinear,
+# which TensorRT's IDequantizeLayer cannot take (int8/fp8/int4/fp4 inputs only).
+TRT_QDQ_OPTIONS = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
 # Name patterns of the graph's node groups (names come from the PyTorch module paths).
 # The export fuses part attention into its stack's head (``/stacks.N/head/...``), so "attention" covers it too.
 GROUPS = {"attention": ["/attention/", "/parts.", "/head/"], "heads": ["/head/", "/heads."], "stem": ["/stem/"]}
@@ -105,8 +110,7 @@ def quantize_qdq(fp32_onnx: str | Path, calib: CalibrationSet, out: str | Path, 
             quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=cal_method,
                             nodes_to_exclude=nodes,
-                            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
-                                           "CalibMovingAverage": method == "minmax"})
+                            extra_options={**TRT_QDQ_OPTIONS, "CalibMovingAverage": method == "minmax"})
     m = onnx.load(str(out))
     n_tied = tie_relu_input_scales(m)
     src_meta = {p.key: p.value for p in onnx.load(str(fp32_onnx)).metadata_props}
@@ -179,7 +183,7 @@ def quantize_detector(fp32_onnx: str | Path, calib: CalibrationSet, out: str | P
             quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=cal_method,
                             nodes_to_exclude=keep_float,
-                            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+                            extra_options=dict(TRT_QDQ_OPTIONS))
     m = onnx.load(str(out))
     set_metadata(m, {**{q.key: q.value for q in src.metadata_props}, "mca.precision": "int8",
                      "mca.quantization": json.dumps({"method": method, "per_channel": per_channel,
@@ -241,6 +245,21 @@ def compare_int8(fp32_onnx: str | Path, int8_onnx: str | Path, num: int = 500) -
             "mean |int8 - fp32| keypoint (heatmap px)": float(np.linalg.norm(ca - cb, axis=-1).mean())}
 
 
+def compare_precisions(fp32_onnx: str | Path, others: dict[str, str | Path], num: int = 500) -> dict[str, float]:
+    """PCK@0.2 on held-out synthetic people of the FP32 file, its FP16 conversion and each of ``others``
+    (all on ONNX Runtime, this CPU): what each precision costs in accuracy, measured on the same people."""
+    from engines.ort import OrtBackend
+    from mca.evaluate import evaluate_synthetic
+
+    backends = {"fp32": OrtBackend(fp32_onnx), "fp16": OrtBackend(fp32_onnx, precision="fp16"),
+                **{k: OrtBackend(v) for k, v in others.items()}}
+    meta = backends["fp32"].metadata
+    js, s, h = meta["mca.joint_set"], int(meta["mca.input_size"]), int(meta["mca.heatmap_size"])
+    fi = tuple(json.loads(meta["mca.flip_index"]))
+    return {f"{k} pck@0.2": evaluate_synthetic(lambda x, b=b: b.run(x)[0], js, s, h, fi, num)["pck@0.2"]
+            for k, b in backends.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m calibration.quantize", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -254,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--all-int8", action="store_true",
                    help="also quantize the one-channel CRF iterations (kept float by default: ONNX Runtime's integer "
                         "kernels are slower than float ones on one-channel maps)")
+    p.add_argument("--float16", action="store_true",
+                   help="write the layers left in float as FP16 (opset 19, float16 Q/DQ scales; I/O types kept): for "
+                        "TensorRT 11, which is strongly typed and would run them in FP32 (engines.build converts a "
+                        "plain Q/DQ file itself); the CPU keeps the file written without it")
     p.add_argument("--compare", action="store_true",
                    help="measure INT8 against FP32: accuracy on held-out synthetic data (pose: PCK@0.2 and keypoint "
                         "disagreement; detector: AP50) and ONNX Runtime latency on this machine")
@@ -275,10 +298,25 @@ def main(argv: list[str] | None = None) -> int:
             patterns = [q for g in args.keep_float for q in GROUPS.get(g, [g])]
             out = quantize_qdq(args.onnx, calib, args.output, args.method, patterns, not args.per_tensor,
                                single_channel_float=not args.all_int8)
+        if args.float16:
+            from engines.base import ModelError
+            from engines.fp16 import convert_to_fp16
+
+            int8_fp32 = out.with_name(out.stem + ".fp32-floats.onnx")
+            out.replace(int8_fp32)
+            try:
+                convert_to_fp16(int8_fp32, out)
+            except ModelError as e:
+                raise CalibrationError(str(e)) from None
     except CalibrationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {out}")
+    print(f"wrote {out}" + (f" (and its FP32-float twin for the CPU, {int8_fp32.name})" if args.float16 else ""))
+    if args.compare and args.float16 and not args.detector:
+        for k, v in compare_precisions(args.onnx, {"int8": int8_fp32, "int8 (fp16 floats)": out}, args.num).items():
+            print(f"{k}: {v:.4f}")
+        print("(latency not timed: the FP16-float file is TensorRT 11's; ONNX Runtime runs it unoptimized)")
+        return 0
     if args.compare:
         if args.detector:
             from realtime.bench.evaluate_detector import evaluate_detector

@@ -36,12 +36,13 @@ def load(path: str | os.PathLike, backend: str = "auto", precision: str | None =
          device: str | None = None, **opts: object) -> Backend:
     """Load a model or engine file on the best (or the named) backend.
 
-    ``auto``: TensorRT where a GPU and TensorRT exist (an ONNX file is built into a
-    cached engine of ``precision``), else ONNX Runtime (CUDA provider where
-    onnxruntime-gpu has one, else CPU).  ``.engine``/``.plan`` files need TensorRT.
-    ``precision`` (fp32/fp16/int8): on TensorRT, the engine to build (FP16 from an
-    FP16 copy of an FP32 ONNX, INT8 from a Q/DQ ONNX); on ONNX Runtime, see
-    :class:`engines.ort.OrtBackend`.
+    ``auto``: TensorRT where a GPU and TensorRT exist and TensorRT can take the file
+    (:mod:`engines.lint`: static shapes but the batch, supported Q/DQ, no data-dependent
+    outputs), built into a cached engine; otherwise ONNX Runtime (CUDA provider where
+    onnxruntime-gpu has one, else CPU), with one logged line saying why.
+    ``.engine``/``.plan`` files need TensorRT.  ``precision`` (fp32/fp16/int8): on
+    TensorRT the engine to build (default: int8 for a Q/DQ ONNX, else fp16); on ONNX
+    Runtime, see :class:`engines.ort.OrtBackend`.
     """
     p = Path(path)
     if not p.exists():
@@ -51,13 +52,38 @@ def load(path: str | os.PathLike, backend: str = "auto", precision: str | None =
     is_engine = p.suffix.lower() in ENGINE_SUFFIXES
     if is_engine and backend == "ort":
         raise ModelError(f"{p} is a TensorRT engine; ONNX Runtime cannot run it (use --backend trt or an .onnx)")
-    use_trt = backend == "trt" or is_engine or (backend == "auto" and tensorrt_available())
+    use_trt = backend == "trt" or is_engine
+    if backend == "auto" and not is_engine and tensorrt_available():
+        why = _trt_blocker(p)
+        if why is None:
+            try:
+                return _load_trt(p, precision, opts)
+            except ModelError as e:
+                why = str(e)
+        log.warning("%s: TensorRT cannot take it (%s); running it on ONNX Runtime", p.name, why)
     if use_trt:
-        if importlib.util.find_spec("tensorrt") is None:
-            raise ModelError("TensorRT is not installed (pip install the 'trt' extra on a GPU machine or Jetson)")
-        from engines.trt import TrtBackend
-
-        return TrtBackend.from_file(p, precision=precision or "fp16", **opts)  # type: ignore[arg-type]
+        return _load_trt(p, precision, opts)
     from engines.ort import OrtBackend
 
     return OrtBackend(p, device=device, precision=precision, **opts)  # type: ignore[arg-type]
+
+
+def _trt_blocker(p: Path) -> str | None:
+    try:
+        from engines.lint import trt_blocker
+    except ImportError:  # pragma: no cover - onnx missing: TensorRT's own parser decides
+        return None
+    try:
+        return trt_blocker(p)
+    except ModelError as e:
+        return str(e)
+
+
+def _load_trt(p: Path, precision: str | None, opts: dict[str, object]) -> Backend:
+    if importlib.util.find_spec("tensorrt") is None:
+        raise ModelError("TensorRT is not installed (pip install the 'trt-cu12' or 'trt-cu13' extra on a GPU "
+                         "machine; JetPack ships it on Jetson)")
+    from engines.trt import TrtBackend
+
+    trt_opts = {k: v for k, v in opts.items() if k in ("max_batch", "use_plugin", "calibration_file")}
+    return TrtBackend.from_file(p, precision=precision, **trt_opts)  # type: ignore[arg-type]

@@ -62,6 +62,17 @@ class Backend(abc.ABC):
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    def check_inputs(self, arrays: tuple[np.ndarray, ...]) -> None:
+        """``ValueError`` unless ``arrays`` match ``self.inputs`` in count, dtype and every fixed dimension."""
+        if len(arrays) != len(self.inputs):
+            raise ValueError(f"{self.path} takes {len(self.inputs)} input(s), got {len(arrays)}")
+        for spec, a in zip(self.inputs, arrays):
+            if a.dtype != spec.dtype:
+                raise ValueError(f"input {spec.name} wants {np.dtype(spec.dtype).name}, got {a.dtype.name}")
+            if a.ndim != len(spec.shape) or any(d is not None and d != n for d, n in zip(spec.shape, a.shape)):
+                want = "x".join("?" if d is None else str(d) for d in spec.shape)
+                raise ValueError(f"input {spec.name} wants shape [{want}], got {list(a.shape)}")
+
     @property
     def input(self) -> TensorSpec:
         return self.inputs[0]

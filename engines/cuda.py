@@ -1,9 +1,11 @@
-"""CUDA streams and buffers on cuda-python, every call checked and turned into a named error.
+"""CUDA streams, events and buffers on cuda-python, every call checked and turned into a named error.
 
 Objects own their memory and streams and free them on ``close()`` (or as
-context managers).  cuda-python (``cuda.bindings.runtime``) is what NVIDIA's
-TensorRT samples use since 10.14; pycuda is the fallback for boards where
-cuda-python is not installed (it must be compiled there).
+context managers).  cuda-python (``cuda.bindings.runtime``, or ``cuda.cudart``
+before 12.6) is what NVIDIA's TensorRT samples use since 10.14; it is the only
+CUDA binding used here (install the cuda-python matching the CUDA major: the
+``trt-cu12``/``trt-cu13`` extras; on a Jetson, the one for JetPack's CUDA).
+Copies are checked against the buffers' sizes before they are enqueued.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CudaError", "runtime", "check", "device_count", "device_info", "Stream", "DeviceBuffer", "HostBuffer"]
+__all__ = ["CudaError", "runtime", "check", "device_count", "device_info", "Stream", "Event", "DeviceBuffer",
+           "HostBuffer", "memcpy_htod_async", "memcpy_dtoh_async"]
 
 
 class CudaError(RuntimeError):
@@ -31,7 +34,7 @@ def runtime() -> Any:
         try:
             from cuda import cudart as rt  # cuda-python < 12.6 layout
         except ImportError:
-            raise CudaError("cuda-python is not installed (pip install the 'trt' extra)") from None
+            raise CudaError("cuda-python is not installed (pip install the 'trt-cu12' or 'trt-cu13' extra)") from None
     return rt
 
 
@@ -92,6 +95,24 @@ class Stream:
         self.close()
 
 
+class Event:
+    """An owned CUDA event: ``record`` on a stream, ``synchronize`` waits for the work before it."""
+
+    def __init__(self) -> None:
+        self.handle = check(runtime().cudaEventCreate(), "cudaEventCreate")
+
+    def record(self, stream: Stream) -> None:
+        check(runtime().cudaEventRecord(self.handle, stream.handle), "cudaEventRecord")
+
+    def synchronize(self) -> None:
+        check(runtime().cudaEventSynchronize(self.handle), "cudaEventSynchronize")
+
+    def close(self) -> None:
+        if self.handle is not None:
+            check(runtime().cudaEventDestroy(self.handle), "cudaEventDestroy")
+            self.handle = None
+
+
 class DeviceBuffer:
     """Owned device memory."""
 
@@ -113,7 +134,8 @@ class HostBuffer:
         self.nbytes = int(np.prod(shape)) * self.dtype.itemsize
         self.ptr = int(check(runtime().cudaMallocHost(max(1, self.nbytes)), "cudaMallocHost"))
         raw = (ctypes.c_byte * max(1, self.nbytes)).from_address(self.ptr)
-        self.array = np.frombuffer(raw, dtype=self.dtype, count=int(np.prod(shape))).reshape(shape)
+        self.array = np.frombuffer(memoryview(raw).cast("B"), dtype=self.dtype,
+                                   count=int(np.prod(shape))).reshape(shape)
 
     def close(self) -> None:
         if self.ptr:
@@ -122,13 +144,20 @@ class HostBuffer:
             self.ptr = 0
 
 
+def _check_size(nbytes: int, *bufs: "DeviceBuffer | HostBuffer") -> None:
+    if nbytes < 0 or any(nbytes > b.nbytes for b in bufs):
+        raise CudaError(f"copy of {nbytes} bytes does not fit the buffers ({[b.nbytes for b in bufs]} bytes)")
+
+
 def memcpy_htod_async(dst: DeviceBuffer, src: HostBuffer, nbytes: int, stream: Stream) -> None:
+    _check_size(nbytes, dst, src)
     rt = runtime()
     check(rt.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, rt.cudaMemcpyKind.cudaMemcpyHostToDevice, stream.handle),
           "cudaMemcpyAsync(H2D)")
 
 
 def memcpy_dtoh_async(dst: HostBuffer, src: DeviceBuffer, nbytes: int, stream: Stream) -> None:
+    _check_size(nbytes, dst, src)
     rt = runtime()
     check(rt.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream.handle),
           "cudaMemcpyAsync(D2H)")

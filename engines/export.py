@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engines.base import ModelError
+from engines.detector_meta import add_detector_metadata, set_metadata  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     import torch
@@ -202,42 +203,6 @@ def _metadata(cfg: Any, opts: ExportOptions) -> dict[str, str]:
         "mca.precision": "fp32",
         "mca.source": opts.source,
     }
-
-
-def set_metadata(model_proto: Any, meta: dict[str, str]) -> None:
-    """Replace/insert ``metadata_props`` keys of an in-memory ONNX model."""
-    keep = [p for p in model_proto.metadata_props if p.key not in meta]
-    del model_proto.metadata_props[:]
-    for p in keep:
-        model_proto.metadata_props.add(key=p.key, value=p.value)
-    for k, v in meta.items():
-        model_proto.metadata_props.add(key=k, value=str(v))
-
-
-def add_detector_metadata(path: str | Path, family: str, input_size: int, person_class: int,
-                          source: str = "", extra: dict[str, str] | None = None,
-                          class_names: list[str] | None = None) -> Path:
-    """Stamp any detector ONNX with the metadata the realtime pipeline reads (family, size, classes)."""
-    import onnx
-
-    from realtime.detectors import DETECTOR_FAMILIES
-
-    if family not in DETECTOR_FAMILIES:
-        raise ValueError(f"unknown detector family {family!r}; valid: {', '.join(DETECTOR_FAMILIES)}")
-    path = Path(path)
-    try:
-        proto = onnx.load(str(path))
-    except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError and friends
-        raise ModelError(f"{path} is not an ONNX file ({type(e).__name__})") from None
-    meta = {"mca.kind": "detector", "mca.detector_family": family, "mca.input_size": str(int(input_size)),
-            "mca.person_class": str(int(person_class)), "mca.source": source or path.name, **(extra or {})}
-    if class_names is not None:
-        if not 0 <= person_class < len(class_names):
-            raise ValueError(f"person class {person_class} is not one of the {len(class_names)} class names")
-        meta["mca.class_names"] = json.dumps([str(c) for c in class_names])
-    set_metadata(proto, meta)
-    onnx.save(proto, str(path))
-    return path
 
 
 def export_yolo(weights: str | Path, out: str | Path, imgsz: int = 640, person_class: int = 0) -> Path:

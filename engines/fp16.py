@@ -8,7 +8,14 @@ keeps the model's interface unchanged: the uint8 ``crops`` input stays uint8
 to float32, so callers (and the realtime pipeline) see the same contract.
 
 Inputs that ONNX defines as float32 whatever the data type (``Resize`` roi and
-scales, ``Upsample`` scales) stay float32.  Done on the ONNX rather than in
+scales, ``Upsample`` scales) stay float32.
+
+A Q/DQ (INT8) file is converted too, for TensorRT 11: strongly typed, it runs every
+layer left unquantized (attention, heads, the float CRF iterations, Sigmoid/Mul
+islands) in the file's float type, so an FP32 Q/DQ file would run those in FP32.
+Its quantized tensors stay int8; the Q/DQ scales become float16, which needs
+opset 19 (where ``DequantizeLinear`` outputs the scale's type), so the file's opset
+is raised to 19 first.  Done on the ONNX rather than in
 PyTorch so that a Jetson without torch (``engines.load(x.onnx, precision="fp16")``)
 and any ONNX from elsewhere (a YOLO detector) can be converted too.
 """
@@ -31,6 +38,8 @@ __all__ = ["convert_to_fp16", "is_fp16", "has_qdq", "FLOAT_ONLY_INPUTS"]
 # (op_type, input index) whose tensor ONNX requires to be float32 regardless of the data type.
 FLOAT_ONLY_INPUTS = {("Resize", 1), ("Resize", 2), ("Upsample", 1)}
 _FLOAT, _FLOAT16 = 1, 10  # onnx.TensorProto.FLOAT, FLOAT16
+QDQ_FP16_OPSET = 19  # the first opset whose QuantizeLinear/DequantizeLinear take float16 scales
+_FP16_TINY = 6.103515625e-05  # the smallest normal float16: smaller scales lose relative precision
 
 
 def _load(model: Any) -> Any:
@@ -64,12 +73,30 @@ def _fp16_array(a: np.ndarray, name: str) -> np.ndarray:
     return a.astype(np.float16)
 
 
+def _raise_opset(m: Any, opset: int) -> Any:
+    """``m`` with its default-domain opset raised to at least ``opset`` (ONNX's version converter)."""
+    from onnx import version_converter
+
+    have = next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if have >= opset:
+        return m
+    if len(m.functions):
+        raise ModelError(f"a Q/DQ model with ONNX functions cannot be raised from opset {have} to {opset} "
+                         "for float16 scales; quantize the decomposed export (without --custom-op)")
+    try:
+        return version_converter.convert_version(m, opset)
+    except Exception as e:  # noqa: BLE001 - the converter raises RuntimeError/ValidationError and friends
+        raise ModelError(f"could not raise the model from opset {have} to {opset} for float16 Q/DQ scales: "
+                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
 def convert_to_fp16(src: Any, dst: str | os.PathLike | None = None, keep_io_types: bool = True) -> Any:
     """Convert an FP32 ONNX (path or ModelProto) to FP16; write ``dst`` if given (returns its Path), else the proto.
 
     The interface is unchanged when ``keep_io_types`` (the default): float32
     inputs/outputs get a ``Cast`` at the border, integer inputs are untouched.
-    ``mca.precision`` in the metadata becomes ``fp16``.
+    ``mca.precision`` in the metadata becomes ``fp16`` (a Q/DQ file stays ``int8`` and gets
+    ``mca.float_type = fp16``).
     """
     import onnx
     from onnx import helper, numpy_helper
@@ -78,8 +105,9 @@ def convert_to_fp16(src: Any, dst: str | os.PathLike | None = None, keep_io_type
     m.CopyFrom(_load(src))
     if is_fp16(m):
         raise ModelError("the model already computes in float16")
-    if has_qdq(m):
-        raise ModelError("a Q/DQ (INT8) model is not converted to FP16; build it as int8")
+    qdq = has_qdq(m)
+    if qdq:
+        m = _raise_opset(m, QDQ_FP16_OPSET)
     g = m.graph
 
     # Tensors that must stay float32: consumed in a float-only position.
@@ -90,10 +118,18 @@ def convert_to_fp16(src: Any, dst: str | os.PathLike | None = None, keep_io_type
             t.CopyFrom(numpy_helper.from_array(_fp16_array(numpy_helper.to_array(t), t.name), t.name))
 
     n_init = 0
+    scales = {name for n in g.node if n.op_type in ("QuantizeLinear", "DequantizeLinear") for name in n.input[1:2]}
+    tiny = 0
     for t in g.initializer:
         if t.data_type == _FLOAT and t.name not in keep32:
+            if t.name in scales:
+                a = numpy_helper.to_array(t)
+                tiny += int(np.count_nonzero((a != 0) & (np.abs(a) < _FP16_TINY)))
             convert_tensor(t)
             n_init += 1
+    if tiny:
+        log.warning("FP16: %d Q/DQ scales are below float16's normal range (%.3g): their precision drops",
+                    tiny, _FP16_TINY)
     for node in g.node:
         for a in node.attribute:
             if node.op_type in ("Constant", "ConstantOfShape") and a.name == "value" and a.t.data_type == _FLOAT:
@@ -162,8 +198,10 @@ def convert_to_fp16(src: Any, dst: str | os.PathLike | None = None, keep_io_type
         if vi.type.tensor_type.elem_type == _FLOAT and vi.name not in keep32:
             vi.type.tensor_type.elem_type = _FLOAT16
     for p in m.metadata_props:
-        if p.key == "mca.precision":
+        if p.key == "mca.precision" and not qdq:
             p.value = "fp16"
+    if qdq:
+        helper.set_model_props(m, {**{p.key: p.value for p in m.metadata_props}, "mca.float_type": "fp16"})
     try:
         onnx.checker.check_model(m)
     except onnx.checker.ValidationError as e:

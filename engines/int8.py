@@ -119,7 +119,7 @@ def relu_outputs_to_zero_point_0(model: Any) -> int:
             r.input[2] = zero
 
     producer, consumers = graph_maps(model)
-    changed, drop = 0, set()
+    changed, drop = 0, set[int]()
     for r in model.graph.node:
         if r.op_type != "Relu":
             continue
@@ -132,7 +132,7 @@ def relu_outputs_to_zero_point_0(model: Any) -> int:
             continue
         dq1 = producer.get(r.input[0])
         q1 = producer.get(dq1.input[0]) if dq1 is not None and dq1.op_type == "DequantizeLinear" else None
-        if (q1 is not None and q1.op_type == "QuantizeLinear" and q1.input[1:3] == q2.input[1:3]
+        if (dq1 is not None and q1 is not None and q1.op_type == "QuantizeLinear" and q1.input[1:3] == q2.input[1:3]
                 and len(consumers.get(q1.output[0], [])) == 1 and len(consumers.get(dq1.output[0], [])) == 1):
             r.input[0] = q1.input[0]
             drop.update((id(q1), id(dq1)))
@@ -209,7 +209,7 @@ def upsample_as_expand(model: Any) -> int:
         new, x = [], n.input[0]
         for i, (op, extra, kw) in enumerate(steps):
             y = n.output[0] if i == len(steps) - 1 else f"{p}_{i}"
-            new.append(helper.make_node(op, [x, *extra], [y], name=f"{p}/{op}_{i}", **kw))
+            new.append(helper.make_node(op, [x, *extra], [y], name=f"{p}/{op}_{i}", **kw))  # type: ignore[arg-type]
             if i < len(steps) - 1:  # the Resize's own quantization between the steps: each runs on uint8
                 new += [helper.make_node("QuantizeLinear", [y, *qdq], [f"{y}_q"], name=f"{p}/q{i}"),
                         helper.make_node("DequantizeLinear", [f"{y}_q", *qdq], [f"{y}_dq"], name=f"{p}/dq{i}")]

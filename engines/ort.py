@@ -92,6 +92,14 @@ class OrtBackend(Backend):
             want_cuda = device is None or device.startswith("cuda")
             providers = (["CUDAExecutionProvider"] if want_cuda and "CUDAExecutionProvider" in available else [])
             providers.append("CPUExecutionProvider")
+        provider_list: list[Any] = list(providers)
+        if device and device.startswith("cuda:") and "CUDAExecutionProvider" in provider_list:
+            try:
+                device_id = int(device.split(":", 1)[1])
+            except ValueError:
+                raise ModelError(f"device {device!r}: want cuda or cuda:N") from None
+            k = provider_list.index("CUDAExecutionProvider")
+            provider_list[k] = ("CUDAExecutionProvider", {"device_id": device_id})
         missing = [pr for pr in providers if pr not in available]
         if missing:
             raise ModelError(f"ONNX Runtime providers {missing} are not available here (have: {available})")
@@ -106,17 +114,26 @@ class OrtBackend(Backend):
         if precision == "fp16":
             source = self._fp16_bytes(p)
         try:
-            self.session = ort.InferenceSession(source, so, providers=providers)
+            self.session = ort.InferenceSession(source, so, providers=provider_list)
         except Exception as e:  # noqa: BLE001
             raise ModelError(f"{p} is not a loadable ONNX model: {str(e).splitlines()[0][:300]}") from None
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
         if precision == "int8" and meta.get("mca.precision") != "int8":
             log.warning("%s is not a Q/DQ INT8 model (mca.precision=%s); running it as it is", p.name,
                         meta.get("mca.precision", "unknown"))
+        half_qdq = meta.get("mca.precision") == "int8" and meta.get("mca.float_type") == "fp16"
+        if half_qdq and optimization != "none":
+            # Measured (ORT 1.32, CPU): its graph optimizations change a float16 Q/DQ file's heatmaps by up to 30 %
+            # of their range, against 2 % unoptimized (what the file means); such a file is TensorRT 11's.
+            log.warning("%s has float16 float layers (a TensorRT 11 Q/DQ file): ONNX Runtime runs it unoptimized "
+                        "(slow); the CPU's INT8 file is the one written without --float16", p.name)
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            self.session = ort.InferenceSession(source, so, providers=provider_list)
         used = self.session.get_providers()
         dev = "cuda" if used and used[0] == "CUDAExecutionProvider" else "cpu"
         self.int8_rewritten = 0
-        if dev == "cpu" and meta.get("mca.precision") == "int8" and uint8_activations and precision != "fp16":
+        if dev == "cpu" and meta.get("mca.precision") == "int8" and uint8_activations and precision != "fp16" \
+                and not half_qdq:
             self._use_uint8_activations(p, so, providers)
         super().__init__(
             path=str(p),
@@ -129,10 +146,13 @@ class OrtBackend(Backend):
         )
         self._input_names = [s.name for s in self.inputs]
         self._output_names = [s.name for s in self.outputs]
-        # I/O binding pays off where inputs/outputs cross a device boundary (CUDA); on the CPU it only
-        # adds bookkeeping, so it is off there unless asked for (the tests use it to check the path).
-        self.io_binding = dev == "cuda" if io_binding is None else bool(io_binding)
-        self._binding_device = "cuda" if dev == "cuda" else "cpu"
+        # I/O binding with numpy in and numpy out makes the same copies as session.run (outputs bound to the device
+        # are copied back at once), so it is off unless asked for (the tests use it to check the path).
+        self.io_binding = bool(io_binding)
+        self._binding_device = "cpu"
+        if dev == "cuda" and meta.get("mca.precision") == "int8":
+            log.warning("%s: a Q/DQ model on ONNX Runtime's CUDA provider dequantizes to float (slower than FP32); "
+                        "INT8 on a GPU is TensorRT's (--backend trt)", p.name)
         log.debug("ORT session %s on %s, %d threads, io_binding=%s", p.name, used, so.intra_op_num_threads,
                   self.io_binding)
 
@@ -178,18 +198,8 @@ class OrtBackend(Backend):
         shape = tuple(d if isinstance(d, int) else None for d in arg.shape)  # type: ignore[attr-defined]
         return TensorSpec(arg.name, shape, np.dtype(_ORT_TYPES.get(arg.type, np.float32)))  # type: ignore[attr-defined]
 
-    def _check_inputs(self, arrays: tuple[np.ndarray, ...]) -> None:
-        if len(arrays) != len(self._input_names):
-            raise ValueError(f"{self.path} takes {len(self._input_names)} input(s), got {len(arrays)}")
-        for spec, a in zip(self.inputs, arrays):
-            if a.dtype != spec.dtype:
-                raise ValueError(f"input {spec.name} wants {spec.dtype.name}, got {a.dtype.name}")
-            if a.ndim != len(spec.shape) or any(d is not None and d != n for d, n in zip(spec.shape, a.shape)):
-                want = "x".join("?" if d is None else str(d) for d in spec.shape)
-                raise ValueError(f"input {spec.name} wants shape [{want}], got {list(a.shape)}")
-
     def run(self, *arrays: np.ndarray) -> list[np.ndarray]:
-        self._check_inputs(arrays)
+        self.check_inputs(arrays)
         if not self.io_binding:
             return self.session.run(self._output_names, dict(zip(self._input_names, arrays)))
         binding = self.session.io_binding()

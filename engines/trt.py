@@ -8,12 +8,16 @@ Written against TensorRT 10.3 (JetPack 6) through 11.x (see
   FP16/INT8 builder flags are also set (they exist there); on 11 they are gone
   and networks are strongly typed.  The legacy entropy calibrator is used only
   when asked for on a TensorRT that still has it (older JetPack).
+- Every file is linted first (:mod:`engines.lint`): what TensorRT would refuse is a
+  one-line :class:`ModelError` before anything is built.
 - Engines are cached by ONNX hash + GPU name + compute capability + TensorRT
-  version + precision + batch range: an engine from another GPU or version is
-  rebuilt, never loaded blindly.
-- Execution uses the tensor-address API (``set_input_shape``,
-  ``set_tensor_address``, ``execute_async_v3``) on an owned stream with pinned
-  host buffers (:mod:`engines.cuda`).
+  version + the precision actually built + batch range (+ calibration file,
+  plugin kernel source and Triton version, FP16 rewrite, workspace): an engine
+  from another GPU or version is rebuilt, never loaded blindly.  One timing
+  cache per GPU and TensorRT version.
+- Execution (:mod:`engines.trt_backend`) uses the tensor-address API
+  (``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``) on an owned
+  stream with pinned host buffers (:mod:`engines.cuda`).
 
 Imported lazily: nothing here runs without TensorRT and an NVIDIA GPU.
 """
@@ -32,13 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from engines.base import Backend, ModelError, TensorSpec
+from engines.base import ModelError
 
 log = logging.getLogger(__name__)
 
 __all__ = ["EngineKey", "PrecisionPlan", "plan_precision", "check_engine_compatible", "engine_cache_dir",
            "EngineBuilder", "TrtBackend", "prepare_onnx_for_plugin", "tensorrt_version", "sidecar_path",
-           "read_sidecar", "write_sidecar"]
+           "read_sidecar", "write_sidecar", "default_precision", "timing_cache_path", "machine_tag"]
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -51,7 +55,12 @@ def tensorrt_version() -> str:
 
 @dataclass(frozen=True)
 class EngineKey:
-    """Everything an engine depends on; its digest names the cached engine file."""
+    """Everything an engine depends on; its digest names the cached engine file.
+
+    ``precision`` is the precision actually built (an int8 request without Q/DQ or calibrator builds fp16);
+    ``calibration_sha256`` the legacy calibrator's file, ``plugin_kernel`` the fused kernel's source + Triton
+    version (its PTX is baked in), ``rewrite`` the in-process FP16 conversion's source.
+    """
 
     onnx_sha256: str
     gpu_name: str
@@ -62,14 +71,34 @@ class EngineKey:
     opt_batch: int
     max_batch: int
     plugin: bool = False
+    calibration_sha256: str = ""
+    plugin_kernel: str = ""
+    rewrite: str = ""
+    workspace: int = 0
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.__dict__, sort_keys=True).encode()).hexdigest()[:24]
 
     def filename(self) -> str:
-        gpu = "".join(ch if ch.isalnum() else "-" for ch in self.gpu_name)[:32]
-        return f"{gpu}_sm{self.compute_capability.replace('.', '')}_trt{self.trt_version}_{self.precision}_" \
+        return f"{machine_tag(self.gpu_name, self.compute_capability, self.trt_version)}_{self.precision}_" \
                f"b{self.min_batch}-{self.max_batch}_{self.digest()}.engine"
+
+
+def machine_tag(gpu_name: str, compute_capability: str, trt_version: str) -> str:
+    """``NVIDIA-H100_sm90_trt10.13.0``: what engines and timing caches are only valid for."""
+    gpu = "".join(ch if ch.isalnum() else "-" for ch in gpu_name)[:32]
+    return f"{gpu}_sm{compute_capability.replace('.', '')}_trt{trt_version}"
+
+
+def timing_cache_path(gpu_name: str, compute_capability: str, trt_version: str,
+                      cache_dir: str | os.PathLike | None = None) -> Path:
+    """One timing cache per GPU and TensorRT version (a cache from another device is refused by TensorRT)."""
+    root = Path(cache_dir) if cache_dir else engine_cache_dir()
+    return root / f"timing_{machine_tag(gpu_name, compute_capability, trt_version)}.cache"
+
+
+def source_sha256(module_file: str) -> str:
+    return hashlib.sha256(Path(module_file).read_bytes()).hexdigest()[:16]
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -85,7 +114,7 @@ class PrecisionPlan:
     """How one requested precision is built on the installed TensorRT (see :func:`plan_precision`)."""
 
     precision: str  # what the engine will be: fp32, fp16 or int8
-    convert_fp16: bool  # parse an FP16 copy of the ONNX (engines.fp16) instead of the file itself
+    convert_fp16: bool  # parse an FP16 copy of the ONNX (engines.fp16) instead of the file itself (Q/DQ: its floats)
     flags: tuple[str, ...]  # builder flags to set (only those this TensorRT still has)
     calibrator: bool  # legacy implicit INT8 calibration from a calibration .npz
     note: str = ""
@@ -96,7 +125,8 @@ def plan_precision(precision: str, onnx_fp16: bool, onnx_qdq: bool, builder_flag
     """Decide how to get ``precision`` from this ONNX on this TensorRT (pure, so it is tested without a GPU).
 
     TensorRT 11 is strongly typed (no FP16/INT8 flags): FP16 comes from an FP16 ONNX (converted here
-    when the file is FP32) and INT8 from a Q/DQ ONNX.  TensorRT 10 gets the same ONNX plus the flags it
+    when the file is FP32) and INT8 from a Q/DQ ONNX, whose float layers are converted to FP16 too
+    (else they would run in FP32 there).  TensorRT 10 gets the same ONNX plus the flags it
     still has.  INT8 from a plain ONNX needs the legacy calibrator (TensorRT 10 and a calibration file);
     without one the engine falls back to FP16, said in ``note``.
     """
@@ -115,7 +145,11 @@ def plan_precision(precision: str, onnx_fp16: bool, onnx_qdq: bool, builder_flag
     if onnx_qdq:
         if precision != "int8":
             raise ModelError(f"the ONNX is a Q/DQ (INT8) model; build it with precision int8, not {precision}")
-        return PrecisionPlan("int8", False, tuple(f for f in ("INT8", "FP16") if f in have), False)
+        if "FP16" in have:  # TensorRT 10: the FP16 flag lets the unquantized layers run in half precision
+            return PrecisionPlan("int8", False, tuple(f for f in ("INT8", "FP16") if f in have), False)
+        # Strongly typed (11): the unquantized layers run in the file's float type, so give it float16 floats.
+        return PrecisionPlan("int8", not onnx_fp16, tuple(f for f in ("INT8",) if f in have), False,
+                             "" if onnx_fp16 else "the Q/DQ file's float layers converted to FP16 (strongly typed)")
     if precision == "fp32":
         if onnx_fp16:
             raise ModelError("the ONNX computes in float16; build it with precision fp16, not fp32")
@@ -139,7 +173,7 @@ def prepare_onnx_for_plugin(src: str | os.PathLike, dst: str | os.PathLike) -> P
     from onnx import helper
 
     from engines.export import CUSTOM_DOMAIN
-    from engines.plugins.crf_attention import PLUGIN_NAMESPACE
+    from engines.plugins.qdp import PLUGIN_NAMESPACE
 
     m = onnx.load(str(src))
     n = 0
@@ -155,6 +189,22 @@ def prepare_onnx_for_plugin(src: str | os.PathLike, dst: str | os.PathLike) -> P
     return Path(dst)
 
 
+def default_precision(onnx_path: str | os.PathLike) -> str:
+    """The precision an ONNX file is meant for when none is asked: int8 for Q/DQ, else fp16."""
+    from engines.fp16 import has_qdq
+
+    return "int8" if has_qdq(onnx_path) else "fp16"
+
+
+def needs_plugin_preparation(onnx_path: str | os.PathLike) -> bool:
+    """True for a ``--custom-op`` ONNX whose CRFAttention nodes do not name the plugin yet."""
+    import onnx
+
+    m = onnx.load(str(onnx_path), load_external_data=False)
+    nodes = [n for n in m.graph.node if n.op_type == "CRFAttention"]
+    return bool(nodes) and not all(any(a.name == "plugin_namespace" for a in n.attribute) for n in nodes)
+
+
 class EngineBuilder:
     """ONNX -> serialized engine, for one precision and batch range."""
 
@@ -167,15 +217,29 @@ class EngineBuilder:
             raise ModelError("need 1 <= min_batch <= opt_batch <= max_batch")
         self.precision, self.batch = precision, (min_batch, opt_batch, max_batch)
         self.workspace = int(workspace_gb * 2**30)
-        self.timing_cache = Path(timing_cache) if timing_cache else engine_cache_dir() / "timing.cache"
+        self.timing_cache = Path(timing_cache) if timing_cache else None  # default: one per GPU + TensorRT
         self.calibration_file, self.use_plugin = calibration_file, use_plugin
+        self.build_seconds = 0.0
+        self.built_precision = precision
 
     def key(self, onnx_path: str | os.PathLike) -> EngineKey:
         from engines import cuda
 
         info = cuda.device_info(0)
+        plan = self.plan(onnx_path)
+        kernel = ""
+        if self.use_plugin:
+            from engines.plugins.crf_attention import kernel_source_hash
+
+            kernel = kernel_source_hash()
+        from engines import fp16
+
         return EngineKey(file_sha256(onnx_path), info["name"], info["compute_capability"], tensorrt_version(),
-                         self.precision, *self.batch, plugin=self.use_plugin)
+                         plan.precision, *self.batch, plugin=self.use_plugin,
+                         calibration_sha256=(file_sha256(self.calibration_file)
+                                             if plan.calibrator and self.calibration_file else ""),
+                         plugin_kernel=kernel, rewrite=source_sha256(fp16.__file__) if plan.convert_fp16 else "",
+                         workspace=self.workspace)
 
     def plan(self, onnx_path: str | os.PathLike) -> PrecisionPlan:
         """How this builder's precision is obtained from ``onnx_path`` on the installed TensorRT."""
@@ -192,22 +256,38 @@ class EngineBuilder:
         return plan_precision(self.precision, is_fp16(m), has_qdq(m), flags,
                               hasattr(trt, "IInt8EntropyCalibrator2"), bool(self.calibration_file))
 
+    def _register_plugin(self) -> None:
+        import tensorrt as trt
+
+        from engines import cuda
+        from engines.plugins.crf_attention import arch_of, ptx_version_for_driver
+        from engines.plugins.qdp import plugin_support, register_plugin
+
+        why = plugin_support(str(trt.__version__))
+        if why:
+            raise ModelError(f"the CRFAttention plugin cannot be built here: {why}; build the decomposed ONNX instead")
+        info = cuda.device_info(0)
+        register_plugin(arch_of(info["compute_capability"]), ptx_version_for_driver(int(info["driver"])))
+
     def build(self, onnx_path: str | os.PathLike) -> bytes:
         import tempfile
 
         import tensorrt as trt
 
+        from engines import cuda
+        from engines.lint import lint_file, profile_shapes
+
+        errors = [f for f in lint_file(onnx_path, self.batch) if f.severity == "error"]
+        if errors:
+            raise ModelError(f"TensorRT cannot build {onnx_path}: {errors[0].where}: {errors[0].message} "
+                             f"(python -m engines.lint {onnx_path})")
         plan = self.plan(onnx_path)
         if plan.note:
             log.warning("%s", plan.note)
         self.built_precision = plan.precision
         logger = trt.Logger(trt.Logger.WARNING)
         if self.use_plugin:
-            from engines.plugins.crf_attention import register_plugin
-
-            if not register_plugin():
-                raise ModelError(f"TensorRT {trt.__version__} cannot run the AOT CRFAttention plugin "
-                                 "(needs >= 10.7); build the decomposed ONNX instead")
+            self._register_plugin()
         builder = trt.Builder(logger)
         flags = 0
         if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH") and int(trt.__version__.split(".")[0]) < 10:
@@ -218,36 +298,45 @@ class EngineBuilder:
         parser = trt.OnnxParser(network, logger)
         with tempfile.TemporaryDirectory() as tmp:
             src = Path(onnx_path)
+            if self.use_plugin and needs_plugin_preparation(src):  # else the parser inlines the ONNX function
+                src = prepare_onnx_for_plugin(src, Path(tmp) / "plugin.onnx")
             if plan.convert_fp16:  # TensorRT 11 is strongly typed: FP16 must be in the ONNX itself
                 from engines.fp16 import convert_to_fp16
 
-                src = convert_to_fp16(onnx_path, Path(tmp) / "fp16.onnx")
+                src = convert_to_fp16(src, Path(tmp) / "fp16.onnx")
             if not parser.parse_from_file(str(src)):
-                errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-                raise ModelError(f"TensorRT could not parse {onnx_path}: {errors}")
+                errors_text = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+                raise ModelError(f"TensorRT could not parse {onnx_path}: {errors_text}")
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace)
+        config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # else the inspector shows names only
         for name in plan.flags:  # TensorRT 10 only: 11 removed them (precision comes from the ONNX)
             config.set_flag(getattr(trt.BuilderFlag, name))
-        if plan.calibrator:
-            config.int8_calibrator = EntropyCalibrator.create(self.calibration_file)  # type: ignore[arg-type]
         profile = builder.create_optimization_profile()
         for i in range(network.num_inputs):
             t = network.get_input(i)
-            dims = tuple(t.shape)
-            lo, opt, hi = ((b, *dims[1:]) for b in self.batch)
-            profile.set_shape(t.name, lo, opt, hi)
+            lo, opt, hi = profile_shapes(t.name, tuple(t.shape[k] for k in range(len(t.shape))), self.batch)
+            profile.set_shape(t.name, trt.Dims(list(lo)), trt.Dims(list(opt)), trt.Dims(list(hi)))
         config.add_optimization_profile(profile)
-        cache_bytes = self.timing_cache.read_bytes() if self.timing_cache.exists() else b""
-        cache = config.create_timing_cache(cache_bytes)
-        config.set_timing_cache(cache, ignore_mismatch=False)
+        if plan.calibrator:  # legacy implicit INT8 (TensorRT 10): calibrates at the calibration profile's opt
+            config.int8_calibrator = EntropyCalibrator.create(self.calibration_file, batch=self.batch[1])  # type: ignore[arg-type]
+            if hasattr(config, "set_calibration_profile"):
+                config.set_calibration_profile(profile)
+        info = cuda.device_info(0)
+        cache_path = self.timing_cache or timing_cache_path(info["name"], info["compute_capability"],
+                                                            str(trt.__version__))
+        cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.exists() else b"")
+        if not config.set_timing_cache(cache, ignore_mismatch=False):
+            log.warning("timing cache %s is from another device or TensorRT; starting a fresh one", cache_path)
+            cache = config.create_timing_cache(b"")
+            config.set_timing_cache(cache, ignore_mismatch=False)
         t0 = time.perf_counter()
         blob = builder.build_serialized_network(network, config)
         if blob is None:
             raise ModelError(f"TensorRT failed to build an engine from {onnx_path} (see the log above)")
         self.build_seconds = time.perf_counter() - t0
-        self.timing_cache.parent.mkdir(parents=True, exist_ok=True)
-        self.timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        cache_path.write_bytes(bytes(cache.serialize()))
         return bytes(blob)
 
     def build_cached(self, onnx_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
@@ -261,9 +350,14 @@ class EngineBuilder:
         key = self.key(onnx_path)
         path = Path(cache_dir or engine_cache_dir()) / key.filename()
         self.build_seconds = 0.0
+        self.built_precision = key.precision
         if path.exists() and path.with_suffix(".json").exists():
             log.info("engine cache hit: %s", path.name)
+            self.cache_hit = True
             return path
+        self.cache_hit = False
+        log.warning("building a TensorRT %s engine for %s (first use on this GPU; minutes on a Jetson); cached as %s",
+                    key.precision, Path(onnx_path).name, path)
         path.parent.mkdir(parents=True, exist_ok=True)
         blob = self.build(onnx_path)
         tmp = path.with_suffix(".tmp")
@@ -320,7 +414,8 @@ class EntropyCalibrator:
     """Legacy implicit INT8 calibration (TensorRT 10 only), fed from a calibration .npz (``crops``)."""
 
     @staticmethod
-    def create(calibration_file: str | os.PathLike, batch: int = 8, cache: str | os.PathLike | None = None) -> Any:
+    def create(calibration_file: str | os.PathLike, batch: int = 4, cache: str | os.PathLike | None = None) -> Any:
+        """``batch`` must be the calibration profile's opt batch (TensorRT calibrates at that shape)."""
         import tensorrt as trt
 
         from engines import cuda
@@ -333,6 +428,8 @@ class EntropyCalibrator:
             if "crops" not in f:
                 raise ModelError(f"{calibration_file} has no 'crops' array")
             data = np.ascontiguousarray(f["crops"])
+        if len(data) < batch:
+            raise ModelError(f"{calibration_file} has {len(data)} crops, fewer than one calibration batch ({batch})")
         cache_path = Path(cache or str(calibration_file) + ".trtcache")
 
         class _Calibrator(base):  # type: ignore[misc, valid-type]
@@ -364,104 +461,4 @@ class EntropyCalibrator:
         return _Calibrator()
 
 
-_TRT_TO_NP = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32, "UINT8": np.uint8,
-              "BOOL": np.bool_, "INT64": np.int64}
-
-
-class TrtBackend(Backend):
-    """A deserialized engine with owned stream and buffers sized for its largest batch."""
-
-    def __init__(self, engine_path: str | os.PathLike, metadata: dict[str, str] | None = None,
-                 precision: str | None = None, use_plugin: bool | None = None) -> None:
-        import tensorrt as trt
-
-        from engines import cuda
-
-        p = Path(engine_path)
-        if not p.is_file():
-            raise ModelError(f"engine file not found: {p}")
-        side = read_sidecar(p)
-        key = side.get("key", {})
-        dev = cuda.device_info(0)
-        check_engine_compatible(key, dev["name"], dev["compute_capability"], tensorrt_version())
-        if use_plugin or (use_plugin is None and key.get("plugin")):
-            from engines.plugins.crf_attention import register_plugin
-
-            register_plugin()  # the plugin's creator must be registered before deserializing
-        self._logger = trt.Logger(trt.Logger.WARNING)
-        self._runtime = trt.Runtime(self._logger)
-        self.engine = self._runtime.deserialize_cuda_engine(p.read_bytes())
-        if self.engine is None:
-            raise ModelError(f"{p} is not a TensorRT engine for this TensorRT {trt.__version__} and GPU "
-                             "(engines are not portable: rebuild it here with python -m engines.build)")
-        metadata = dict(metadata or side.get("metadata", {}))
-        precision = precision or side.get("precision") or metadata.get("mca.precision") or "unknown"
-        self.context = self.engine.create_execution_context()
-        self.stream = cuda.Stream()
-        ins, outs = [], []
-        self._max_batch = 1
-        for i in range(self.engine.num_io_tensors):
-            name = self.engine.get_tensor_name(i)
-            dtype = np.dtype(_TRT_TO_NP.get(self.engine.get_tensor_dtype(name).name, np.float32))
-            shape = tuple(int(d) if d >= 0 else None for d in self.engine.get_tensor_shape(name))
-            spec = TensorSpec(name, shape, dtype)
-            if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
-                ins.append(spec)
-                if shape[0] is None:
-                    self._max_batch = max(self._max_batch, int(self.engine.get_tensor_profile_shape(name, 0)[2][0]))
-            else:
-                outs.append(spec)
-        super().__init__(path=str(p), inputs=ins, outputs=outs, metadata=metadata, precision=precision,
-                         device=f"cuda:{dev['name']}", name="tensorrt")
-        self._dev: dict[str, Any] = {}
-        self._host: dict[str, Any] = {}
-        for s in ins + outs:
-            full = tuple(self._max_batch if d is None and k == 0 else (d or 1) for k, d in enumerate(s.shape))
-            self._host[s.name] = cuda.HostBuffer(full, s.dtype)
-            self._dev[s.name] = cuda.DeviceBuffer(self._host[s.name].nbytes)
-            self.context.set_tensor_address(s.name, self._dev[s.name].ptr)
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike, precision: str = "fp16", max_batch: int = 16,
-                  use_plugin: bool = False, calibration_file: str | os.PathLike | None = None,
-                  **_: object) -> "TrtBackend":
-        """An engine file (its sidecar gives metadata and precision), or an ONNX built (and cached) first."""
-        p = Path(path)
-        if p.suffix.lower() == ".onnx":
-            builder = EngineBuilder(precision, 1, min(4, max_batch), max_batch, calibration_file=calibration_file,
-                                    use_plugin=use_plugin)
-            return cls(builder.build_cached(p), use_plugin=use_plugin)
-        return cls(p, use_plugin=use_plugin or None)
-
-    def run(self, *arrays: np.ndarray) -> list[np.ndarray]:
-        from engines import cuda
-
-        if len(arrays) != len(self.inputs):
-            raise ValueError(f"engine takes {len(self.inputs)} input(s), got {len(arrays)}")
-        n = arrays[0].shape[0]
-        if n > self._max_batch:  # split what does not fit the profile
-            parts = [self.run(*(a[i:i + self._max_batch] for a in arrays)) for i in range(0, n, self._max_batch)]
-            return [np.concatenate([p[k] for p in parts]) for k in range(len(self.outputs))]
-        for spec, a in zip(self.inputs, arrays):
-            host = self._host[spec.name]
-            host.array[:n] = a
-            self.context.set_input_shape(spec.name, a.shape)
-            cuda.memcpy_htod_async(self._dev[spec.name], host, a.nbytes, self.stream)
-        if not self.context.execute_async_v3(int(self.stream.handle)):
-            raise ModelError("TensorRT execute_async_v3 failed")
-        results = []
-        for spec in self.outputs:
-            shape = tuple(self.context.get_tensor_shape(spec.name))
-            nbytes = int(np.prod(shape)) * spec.dtype.itemsize
-            cuda.memcpy_dtoh_async(self._host[spec.name], self._dev[spec.name], nbytes, self.stream)
-            results.append((spec.name, shape))
-        self.stream.synchronize()
-        return [self._host[name].array.reshape(-1)[:int(np.prod(shape))].reshape(shape).copy()
-                for name, shape in results]
-
-    def close(self) -> None:
-        for b in list(self._dev.values()) + list(self._host.values()):
-            b.close()
-        self._dev.clear()
-        self._host.clear()
-        self.stream.close()
+from engines.trt_backend import TrtBackend  # noqa: E402 - re-exported; it imports the helpers above

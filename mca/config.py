@@ -39,6 +39,10 @@ class MCAConfig:
     # Stacks with index >= this (0-based) use part attention instead of a 1x1 head.
     part_attention_from: int = 4
     hru_upsample: Literal["nearest", "deconv"] = "nearest"
+    # The Lua code's -trainBg variant: one more output map, the background (target: the maximum of the joint
+    # maps), predicted by every head and fed back through the inter-stack merge like the joint maps.  Only the
+    # joint maps come out of ``forward`` (the released test script keeps the first 16 too).
+    background_map: bool = False
     # Paper ideas absent from the released code, off by default.
     multi_resolution_attention: bool = False
     holistic_maps: int = 1
@@ -74,6 +78,11 @@ class MCAConfig:
     @property
     def num_joints(self) -> int:
         return get_joint_set(self.joint_set).num_joints
+
+    @property
+    def num_maps(self) -> int:
+        """Maps every head predicts: the joints, plus the background map of the -trainBg variant."""
+        return self.num_joints + int(self.background_map)
 
     @property
     def heatmap_size(self) -> int:

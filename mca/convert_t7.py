@@ -11,6 +11,12 @@ onto the PyTorch model's convolutions and batch norms in the released graph's or
 (:func:`released_order`: registration order except the part attention, which Lua builds
 attention-then-head per part).  Every tensor's shape is checked; a file that does not
 match the config is refused with the first mismatch named, before anything is written.
+
+Two forms of the authors' file are read as well: a model saved inside ``nn.DataParallelTable``
+(the authors trained on 4 GPUs; cunn's version-3 serialisation writes the GPU assignments before
+the fields, which a plain reader takes for the whole object), whose one wrapped module is
+converted; and the 17-map variant (``-trainBg``: the 16 joints plus a background map, 1181
+modules), detected from its module count and built with ``background_map=True``.
 """
 
 from __future__ import annotations
@@ -26,11 +32,16 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["T7Error", "T7Module", "read_t7_modules", "released_order", "load_into", "convert", "main"]
+__all__ = ["T7Error", "T7Module", "read_t7_modules", "released_order", "load_into", "convert", "main", "LUA_UNWRAP"]
 
 KINDS = {"SpatialConvolution": "conv", "SpatialConvolutionMM": "conv", "SpatialFullConvolution": "deconv",
          "SpatialBatchNormalization": "bn"}
 CONTAINERS = ("modules",)
+DPT = "nn.DataParallelTable"
+# what the authors' test/main.lua does with a DataParallelTable, as one command (deserializeNGPUs = 1: a file
+# saved from 4 GPUs loads on a machine with one)
+LUA_UNWRAP = ("th -e \"require 'cunn'; require 'cudnn'; require 'nngraph'; nn.DataParallelTable.deserializeNGPUs = 1; "
+              "m = torch.load('model.t7'); torch.save('model_single.t7', m:get(1):clearState())\"")
 
 
 class T7Error(ValueError):
@@ -81,6 +92,22 @@ def _walk(obj: Any, seen: set[int]) -> Iterator[Any]:
             yield from _walk(child, seen)
 
 
+def _read_data_parallel_table(reader: Any, version: bytes) -> Any:
+    """torchfile handler for cunn's ``nn.DataParallelTable``: from version 2 on, its ``__write`` writes
+    ``gpuAssignments`` first and then the field table (``modules[1]`` is the wrapped model)."""
+    import torchfile
+
+    number = int(float(version.partition(b" ")[2])) if version.startswith(b"V ") else 0
+    gpus = reader.read_obj() if number >= 2 else None
+    fields = reader.read_obj()
+    if not isinstance(fields, dict):
+        raise T7Error(f"a {DPT} without its field table")
+    if gpus is not None:
+        fields = torchfile.hashable_uniq_dict(fields)
+        fields.setdefault("gpuAssignments", gpus)
+    return torchfile.TorchObject(DPT, fields, version_number=number)
+
+
 def _array(x: Any) -> np.ndarray | None:
     return None if x is None or (isinstance(x, np.ndarray) and x.size == 0) else np.asarray(x, np.float32)
 
@@ -122,12 +149,24 @@ def read_t7_modules(path: str | Path) -> list[T7Module]:
     p = Path(path)
     if not p.is_file():
         raise T7Error(f"no such file: {p}")
+    torchfile.type_handlers.setdefault(DPT.encode(), _read_data_parallel_table)  # torchfile's extension point
     try:
         root = _load_deep(lambda: torchfile.load(str(p), utf8_decode_strings=True))
+    except T7Error as e:  # from the DataParallelTable reader
+        raise T7Error(f"{p}: {e}; unwrap it in Lua first: {LUA_UNWRAP}") from None
     except Exception as e:  # noqa: BLE001 - torchfile raises struct/Unicode/Value errors on garbage
         raise T7Error(f"{p} is not a readable Torch7 file ({type(e).__name__}: {str(e)[:120]})") from None
     if not hasattr(root, "_typename"):
         raise T7Error(f"{p} holds a {type(root).__name__}, not a Torch7 model object")
+    wrapped = _typename(root) == DPT
+    if wrapped:
+        inner = _field(root, "modules")
+        gpus = _field(root, "gpuAssignments")
+        log.info("%s: a model saved inside %s (%s GPUs): converting the wrapped module", p.name, DPT,
+                 len(gpus) if isinstance(gpus, list) else "?")
+        if not isinstance(inner, list) or len(inner) != 1:
+            raise T7Error(f"{p} is a {DPT} with {len(inner) if isinstance(inner, list) else 'no'} wrapped modules "
+                          f"(expected 1); unwrap it in Lua first: {LUA_UNWRAP}")
     out: list[T7Module] = []
     seen_weights: set[tuple] = set()
     for m in _walk(root, set()):
@@ -150,6 +189,9 @@ def read_t7_modules(path: str | Path) -> list[T7Module]:
             mod.running_mean, mod.running_var, mod.eps = _array(mean), _array(var), eps
         out.append(mod)
     if not out:
+        if wrapped:
+            raise T7Error(f"{p} is a {DPT} whose wrapped module has no convolution or batch-norm modules; "
+                          f"unwrap it in Lua first: {LUA_UNWRAP}")
         raise T7Error(f"{p} has no convolution or batch-norm modules (is it a model?)")
     return out
 
@@ -187,8 +229,12 @@ def load_into(model: Any, modules: list[T7Module]) -> int:
 
     targets = released_order(model)
     if len(targets) != len(modules):
-        raise T7Error(f"the file has {len(modules)} convolution/batch-norm modules, config {model.cfg.name} has "
-                      f"{len(targets)}: not this model (try another --config or overrides)")
+        cfg = model.cfg
+        other = "without" if cfg.background_map else "with"
+        n_other = len(targets) + (-1 if cfg.background_map else 1) * _background_modules(cfg)
+        raise T7Error(f"the file has {len(modules)} convolution/batch-norm modules, config {cfg.name} has "
+                      f"{len(targets)} ({n_other} {other} the background map of the 17-map -trainBg variant): "
+                      f"not this model (try another --config or overrides)")
 
     def put(dst: torch.Tensor, src: np.ndarray | None, what: str, i: int, name: str) -> None:
         if src is None:
@@ -216,15 +262,31 @@ def load_into(model: Any, modules: list[T7Module]) -> int:
     return len(modules)
 
 
-def convert(t7_path: str | Path, out: str | Path, config: str = "mca_paper", **overrides: Any) -> Path:
-    """Read, check and map a Torch7 model; write an mca checkpoint (loadable with ``weights_only=True``)."""
+def _background_modules(cfg: Any) -> int:
+    """Parametrised modules the background map adds: one part (U conv, CRF kernel, head) per part-attention stack."""
+    return 3 * sum(1 for i in range(cfg.num_stacks) if i >= cfg.part_attention_from)
+
+
+def convert(t7_path: str | Path, out: str | Path, config: str = "mca_paper", background_map: bool | None = None,
+            **overrides: Any) -> Path:
+    """Read, check and map a Torch7 model; write an mca checkpoint (loadable with ``weights_only=True``).
+
+    ``background_map=None`` detects the 17-map (-trainBg) variant from the file's module count.
+    """
     from mca.checkpoint import save_checkpoint
     from mca.registry import create_model
 
     modules = read_t7_modules(t7_path)
-    model = create_model(config, **overrides).eval()
+    model = create_model(config, **overrides, background_map=bool(background_map)).eval()
+    if background_map is None:
+        n_plain = len(released_order(model))
+        if len(modules) != n_plain and len(modules) == n_plain + _background_modules(model.cfg):
+            log.info("%s has the 17-map variant's %d modules (-trainBg: the joints + a background map)",
+                     Path(t7_path).name, len(modules))
+            background_map = True
+            model = create_model(config, **overrides, background_map=True).eval()
     n = load_into(model, modules)
-    log.info("mapped %d modules of %s onto %s", n, t7_path, config)
+    log.info("mapped %d modules of %s onto %s%s", n, t7_path, config, " with the background map" * bool(background_map))
     return save_checkpoint(out, model, extra={"source": f"converted from {Path(t7_path).name}"})
 
 
@@ -234,10 +296,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("t7", type=Path, help="the authors' Torch7 model file (model.t7)")
     p.add_argument("out", type=Path, help="checkpoint to write (.pt)")
     p.add_argument("--config", default="mca_paper", help="registered config the file was trained as")
+    bg = p.add_mutually_exclusive_group()
+    bg.add_argument("--background-map", dest="background_map", action="store_true", default=None,
+                    help="the file is the 17-map variant (Lua -trainBg: 16 joints + a background map); "
+                         "default: detected from the module count")
+    bg.add_argument("--no-background-map", dest="background_map", action="store_false",
+                    help="the file has only the joint maps (do not detect)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        path = convert(args.t7, args.out, args.config)
+        path = convert(args.t7, args.out, args.config, background_map=args.background_map)
     except (T7Error, KeyError) as e:
         print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return 2

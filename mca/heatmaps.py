@@ -69,7 +69,9 @@ def decode_heatmaps(heatmaps: np.ndarray, refine: str = "quarter") -> tuple[np.n
     """Peak locations (..., K, 2) in heatmap pixels and confidences (..., K).
 
     ``refine="quarter"``: argmax shifted a quarter pixel towards the larger
-    neighbour on each axis (the released test code).  ``refine="gaussian"``:
+    neighbour on each axis (Newell's hourglass rule; the MCA release defines it in
+    ``test/util.lua`` but its ``test/main.lua`` upsamples into the image instead, see
+    :mod:`mca.protocol`).  ``refine="gaussian"``:
     the vertex of a parabola through the log of the peak and its two neighbours
     per axis, exact for a sampled Gaussian (falls back to the quarter rule where
     the log-parabola is not concave).  ``refine="none"``: integer argmax.

@@ -6,6 +6,7 @@ Blocks (:mod:`mca.blocks`) -> stages (:class:`Stem`, :class:`Hourglass`,
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -93,7 +94,7 @@ class Stack(nn.Module):
 
     def __init__(self, cfg: MCAConfig, width: int, part_attention: bool, merge: bool) -> None:
         super().__init__()
-        c, k, L, it = cfg.channels, cfg.num_joints, cfg.attention_kernel, cfg.crf_iterations
+        c, k, L, it = cfg.channels, cfg.num_maps, cfg.attention_kernel, cfg.crf_iterations
         self.hourglass = Hourglass(cfg.hourglass_depth, c, cfg.hru_upsample)
         self.lin1 = Lin(c, width)
         self.lin2 = Lin(width, width)
@@ -152,11 +153,16 @@ class Stack(nn.Module):
 
 @dataclass
 class MCAOutput:
-    """Every stack's heatmaps (intermediate supervision) and attention maps."""
+    """Every stack's heatmaps (intermediate supervision) and attention maps.
+
+    ``heatmaps`` and ``parts`` hold the joints only; with ``cfg.background_map`` each stack's
+    background map (and its part attention map) is in ``background`` (else it holds ``None``).
+    """
 
     heatmaps: list[Tensor]
     holistic: list[Tensor]
     parts: list[Tensor | None]
+    background: list[Tensor | None] = dataclasses.field(default_factory=list)
 
 
 class MCANet(nn.Module):
@@ -177,20 +183,32 @@ class MCANet(nn.Module):
                   part_attention=i >= cfg.part_attention_from, merge=i < n - 1)
             for i in range(n)
         )
+        # Set by training with cfg.background_map: ``forward`` then returns the background map too (last channel).
+        self.return_background = False
 
     def forward_all(self, x: Tensor) -> MCAOutput:
         if not torch.jit.is_tracing() and (x.dim() != 4 or x.shape[1] != 3):
             raise ValueError(f"expected input of shape (N, 3, H, W), got {tuple(x.shape)}")
         feats = self.stem(x)
         out = MCAOutput([], [], [])
+        k = self.cfg.num_joints
         for stack in self.stacks:
             hm, nxt, q, parts = stack(feats)
             if nxt is not None:  # the last stack has no merge
                 feats = nxt
+            if self.cfg.background_map:  # the background map only feeds the next stack's merge (and the loss)
+                out.background.append(hm[:, k:])
+                hm = hm[:, :k]
+                parts = parts[:, :k] if parts is not None else None
+            else:
+                out.background.append(None)
             out.heatmaps.append(hm)
             out.holistic.append(q)
             out.parts.append(parts)
         return out
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        return self.forward_all(x).heatmaps
+        out = self.forward_all(x)
+        if self.return_background and self.cfg.background_map:
+            return [torch.cat([h, b], 1) for h, b in zip(out.heatmaps, out.background)]  # type: ignore[list-item]
+        return out.heatmaps

@@ -11,12 +11,21 @@ Conventions, per format:
   head box ``x1 y1 x2 y2`` (PCKh's normaliser: 0.6 x its diagonal), ``annopoints.point``
   (``id`` 0-15 in MPII order = ``mca.joints`` MPII-16, ``x``, ``y``, ``is_visible``),
   ``objpos`` and ``scale`` (person height / 200 px).  MATLAB coordinates are 1-based.
-- MPII ``annot.h5`` of the stacked-hourglass code: ``imgname``, ``center``, ``scale``, ``part``
-  (N, 16, 2; 0 = not labelled), ``visible``, ``normalize`` (its PCKh head size).
+- MPII ``.h5`` of the stacked-hourglass code, two kinds: ``imgname``, ``center``, ``scale``, ``part``
+  (N, 16, 2; 0 = not labelled), ``visible``, ``normalize`` (its PCKh head size: 0.6 x the head box
+  diagonal).  The *split* files ``train.h5`` / ``valid.h5`` / ``test.h5`` (pose-hg-train's
+  ``data/mpii/annot/``, also bundled with the MCA release) already hold the crop convention: their
+  centre is ``objpos + (0, 15 s)`` and their scale ``1.25 s``, and the Lua code crops ``200 x scale``
+  around ``center`` as stored.  The *combined* ``annot.h5`` (with ``istrain``) holds the raw
+  ``objpos`` / ``scale``, and the Lua loader adds the convention in code.
+  :func:`detect_h5_convention` tells them apart (``istrain``, and which of ``c_y`` or
+  ``c_y - 12 x scale`` is a whole pixel), so the convention is applied exactly once.
 - MPII json (later top-down code): ``[{image, center, scale, joints, joints_vis}]``, 1-based.
 - The person box for MPII is the hourglass code's: a square of side ``200 x scale`` around
-  ``center`` moved down by ``15 x scale``; ``make_sample``'s 1.25 padding then gives the
-  released ``scale x 1.25`` crop.
+  ``center`` moved down by ``15 x scale`` (raw values: .mat, json, combined annot.h5);
+  ``make_sample``'s 1.25 padding then gives the released ``scale x 1.25`` crop.  For the split
+  .h5 files the box is ``200 x scale / 1.25`` around the stored centre, so the crop is the
+  released ``200 x scale`` around it.
 - COCO keypoints (pycocotools): person annotations with keypoints, not crowds; ``v > 0`` is
   labelled; the box is ``bbox``; ``area`` feeds OKS.
 - LSP ``joints.mat``: (3, 14, N) in the original LSP, (14, 3, N) in LSP-extended; mapped onto
@@ -35,14 +44,18 @@ from typing import Any
 
 import numpy as np
 
+from mca.heatmaps import DEFAULT_PADDING
 from mca.joints import get_joint_set
 
 log = logging.getLogger(__name__)
 
 __all__ = ["AnnotationError", "PersonRecord", "load_mpii", "load_coco", "load_lsp", "load_records",
-           "LSP_TO_MPII", "RealPoseDataset", "DATASETS"]
+           "LSP_TO_MPII", "RealPoseDataset", "DATASETS", "H5_CONVENTIONS", "detect_h5_convention",
+           "record_head_size"]
 
 DATASETS = ("mpii", "coco", "lsp")
+# how an MPII .h5 stores centre and scale: auto-detected, the split files' (convention included) or annot.h5's (raw)
+H5_CONVENTIONS = ("auto", "split", "combined")
 # LSP's 14 joints -> MPII-16 indices (r_ankle .. l_ankle, r_wrist .. l_wrist, neck -> upper_neck, head_top)
 LSP_TO_MPII = (0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15, 8, 9)
 
@@ -67,9 +80,44 @@ class PersonRecord:
 
 
 def _hg_box(center: np.ndarray, scale: float) -> np.ndarray:
+    """Person box of a raw MPII centre/scale: side 200 s around the centre moved down 15 s (the crop is 1.25x it)."""
     c = np.asarray(center, np.float64) + (0.0, 15.0 * scale)
     half = 100.0 * scale
     return np.array([c[0] - half, c[1] - half, c[0] + half, c[1] + half], np.float32)
+
+
+def _adjusted_box(center: np.ndarray, scale: float, padding: float = DEFAULT_PADDING) -> np.ndarray:
+    """Person box of a centre/scale that already hold the convention (``c + 15 s_raw``, ``1.25 s_raw``).
+
+    The crop is ``200 x scale`` around ``center`` as stored, so the box (which ``make_sample`` pads by
+    ``padding``) is ``200 x scale / padding``: the same box :func:`_hg_box` gives for the raw values.
+    """
+    c = np.asarray(center, np.float64)
+    half = 100.0 * scale / padding
+    return np.array([c[0] - half, c[1] - half, c[0] + half, c[1] + half], np.float32)
+
+
+def detect_h5_convention(keys: set[str] | list[str], center: np.ndarray, scale: np.ndarray) -> tuple[str, str]:
+    """``("split" | "combined", why)`` for an MPII .h5 with these keys and centres/scales.
+
+    MPII's raw ``objpos`` are whole pixels, so a raw file has integer ``c_y``, and a split file
+    (``c_y + 15 s_raw`` with ``s = 1.25 s_raw``, i.e. ``+ 12 s``) has integer ``c_y - 12 s``.  When
+    that evidence is clear (90 % of the people one way, at most 10 % the other) it decides;
+    otherwise the combined file's ``istrain`` key does.
+    """
+    center, scale = np.asarray(center, np.float64), np.asarray(scale, np.float64).reshape(-1)
+    ok = (scale > 0) & (center[:, 0] >= 0)
+    cy, s = center[ok, 1], scale[ok]
+    if len(cy):
+        raw = float(np.mean(np.abs(cy - np.round(cy)) < 1e-3))
+        adj = float(np.mean(np.abs(cy - 12 * s - np.round(cy - 12 * s)) < 1e-3))
+        if adj >= 0.9 and raw <= 0.1:
+            return "split", f"centre y - 12 x scale is a whole pixel for {adj:.0%} of the people"
+        if raw >= 0.9 and adj <= 0.1:
+            return "combined", f"centre y is a whole pixel for {raw:.0%} of the people (raw objpos)"
+    if "istrain" in keys:
+        return "combined", "it has istrain (the combined annot.h5)"
+    return "split", "no istrain key (a split train/valid/test .h5)"
 
 
 def _check(path: str | Path) -> Path:
@@ -119,24 +167,41 @@ def _h5_name(n: Any) -> str:
     return "".join(chr(int(c)) for c in np.asarray(n).ravel() if int(c))
 
 
-def _mpii_h5(p: Path) -> list[PersonRecord]:
+def _mpii_h5(p: Path, convention: str = "auto") -> list[PersonRecord]:
     try:
         import h5py
     except ImportError:
         raise AnnotationError("reading annot.h5 needs h5py (pip install h5py)") from None
+    if convention not in H5_CONVENTIONS:
+        raise AnnotationError(f"h5 convention must be one of {', '.join(H5_CONVENTIONS)}, not {convention!r}")
     try:
         with h5py.File(p, "r") as f:
+            keys = set(f.keys())
             names = [_h5_name(n) for n in f["imgname"][()]]
             center, scale, part = f["center"][()], f["scale"][()], f["part"][()]
             norm = f["normalize"][()] if "normalize" in f else None
+            istrain = f["istrain"][()] if "istrain" in f else None
+            index = f["index"][()] if "index" in f else None
+            person = f["person"][()] if "person" in f else None
     except (OSError, KeyError) as e:
         raise AnnotationError(f"{p} is not the hourglass annot.h5 ({type(e).__name__}: {str(e)[:120]})") from None
+    center, scale = np.asarray(center, np.float64).reshape(-1, 2), np.asarray(scale, np.float64).reshape(-1)
+    if convention == "auto":
+        convention, why = detect_h5_convention(keys, center, scale)
+        log.info("%s: %s convention (%s)", p.name, convention, why)
     out = []
     for i, name in enumerate(names):
+        if istrain is not None and int(istrain[i]) != 1:
+            continue  # the combined file's test people (and training people without joints) have no labels
+        if scale[i] <= 0 or center[i, 0] < 0:
+            continue  # no centre/scale annotated
         labelled = (part[i] > 0).all(-1)
-        out.append(PersonRecord(name, (part[i] - 1).astype(np.float32), labelled,
-                                _hg_box(center[i] - 1, float(scale[i])),
-                                head_size=float(norm[i]) if norm is not None else None))
+        c = center[i] - 1  # 1-based (MATLAB / Lua) -> 0-based
+        box = _hg_box(c, float(scale[i])) if convention == "combined" else _adjusted_box(c, float(scale[i]))
+        out.append(PersonRecord(name, (part[i] - 1).astype(np.float32), labelled, box,
+                                head_size=float(norm[i]) if norm is not None else None,
+                                image_id=int(index[i]) if index is not None else None,
+                                ann_id=int(person[i]) if person is not None else None))
     return out
 
 
@@ -154,10 +219,17 @@ def _mpii_json(p: Path) -> list[PersonRecord]:
     return out
 
 
-def load_mpii(path: str | Path) -> list[PersonRecord]:
-    """MPII people from the official .mat, the hourglass annot.h5 or a json list (by suffix)."""
+def load_mpii(path: str | Path, h5_convention: str = "auto") -> list[PersonRecord]:
+    """MPII people from the official .mat, an hourglass .h5 or a json list (by suffix).
+
+    ``h5_convention`` (.h5 only): ``auto`` tells the split files (centre/scale already adjusted)
+    from the combined ``annot.h5`` (raw); ``split`` or ``combined`` forces one.
+    """
     p = _check(path)
-    loader = {".mat": _mpii_mat, ".h5": _mpii_h5, ".hdf5": _mpii_h5, ".json": _mpii_json}.get(p.suffix.lower())
+    suffix = p.suffix.lower()
+    if suffix in (".h5", ".hdf5"):
+        return _mpii_h5(p, h5_convention)
+    loader = {".mat": _mpii_mat, ".json": _mpii_json}.get(suffix)
     if loader is None:
         raise AnnotationError(f"{p}: MPII annotations are .mat, .h5 or .json")
     return loader(p)
@@ -216,15 +288,24 @@ def load_lsp(path: str | Path, image_pattern: str = "im{:04d}.jpg") -> list[Pers
     return out
 
 
-def load_records(dataset: str, annotations: str | Path) -> list[PersonRecord]:
+def load_records(dataset: str, annotations: str | Path, h5_convention: str = "auto") -> list[PersonRecord]:
     """Dispatch by data set name (mpii, coco, lsp)."""
     loaders = {"mpii": load_mpii, "coco": load_coco, "lsp": load_lsp}
     if dataset not in loaders:
         raise AnnotationError(f"unknown data set {dataset!r}; valid: {', '.join(loaders)}")
-    recs = loaders[dataset](annotations)
+    recs = load_mpii(annotations, h5_convention) if dataset == "mpii" else loaders[dataset](annotations)
     if not recs:
         raise AnnotationError(f"{annotations}: no annotated people found")
     return recs
+
+
+def record_head_size(r: PersonRecord) -> float:
+    """MPII's official PCKh normaliser (0.6 x the head box diagonal, or the .h5's ``normalize``); nan if neither."""
+    if r.head_box is not None:
+        from mca.metrics import mpii_head_size_from_box
+
+        return float(mpii_head_size_from_box(np.asarray(r.head_box, np.float64)[None])[0])
+    return float(r.head_size) if r.head_size is not None else float("nan")
 
 
 class RealPoseDataset:
@@ -275,4 +356,5 @@ class RealPoseDataset:
         return {"crop": torch.from_numpy(s.crop), "target": torch.from_numpy(s.target),
                 "weight": torch.from_numpy(s.weight), "joints_hm": torch.from_numpy(s.joints_hm),
                 "frame_to_input": torch.from_numpy(s.frame_to_input.astype(np.float32)),
-                "gt_joints": torch.from_numpy(r.joints), "gt_visible": torch.from_numpy(r.visible)}
+                "gt_joints": torch.from_numpy(r.joints), "gt_visible": torch.from_numpy(r.visible),
+                "head_size": torch.tensor(record_head_size(r), dtype=torch.float64)}

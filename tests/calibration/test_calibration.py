@@ -154,3 +154,32 @@ def test_detector_quantizes_with_its_own_inputs_and_still_finds_people(tmp_path,
     assert quantize_main([str(det_path), str(tmp_path / "nodet.npz"), "-o", str(tmp_path / "x.onnx"),
                           "--detector"]) == 2
     assert "no detector inputs" in capsys.readouterr().err
+
+
+def test_float16_qdq_file_keeps_int8_weights_and_the_numbers(small_pose, tmp_path, capsys) -> None:
+    """``--float16``: TensorRT 11's INT8 file, its float layers in FP16; ONNX Runtime must give what it means."""
+    import onnx
+
+    from calibration.quantize import main as quantize_main
+    from engines.lint import lint_file
+    from engines.ort import OrtBackend
+
+    cal = build_calibration_set(["synthetic:16"], small_pose, None, 32, 50, 4.0, seed=1)
+    cal_path = cal.save(tmp_path / "cal.npz")
+    out = tmp_path / "int8.onnx"
+    assert quantize_main([str(small_pose), str(cal_path), "-o", str(out), "--float16"]) == 0
+    twin = tmp_path / "int8.fp32-floats.onnx"
+    assert "FP32-float twin" in capsys.readouterr().out and twin.is_file()
+    m = onnx.load(str(out))
+    assert next(o.version for o in m.opset_import if o.domain == "") >= 19
+    scales = {n.input[1] for n in m.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")}
+    inits = {t.name: t for t in m.graph.initializer}
+    assert scales and all(inits[s].data_type == onnx.TensorProto.FLOAT16 for s in scales)
+    weights = [n.input[0] for n in m.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits]
+    assert weights and all(inits[w].data_type == onnx.TensorProto.INT8 for w in weights)
+    assert not [f for f in lint_file(out) if f.severity == "error"]
+    crops = cal.crops[:8]
+    f32, i8, h8 = (OrtBackend(p).run(crops)[0] for p in (small_pose, twin, out))
+    # Tolerance: INT8 within 10 % of the FP32 heatmaps' range (as above); FP16 floats add at most 5 % to that.
+    rng = f32.max() - f32.min()
+    assert np.abs(f32 - h8).max() <= 0.1 * rng and np.abs(i8 - h8).max() <= 0.05 * rng

@@ -157,7 +157,7 @@ def test_detector_metadata_stamp_makes_any_onnx_a_detector(tmp_path) -> None:
     add_detector_metadata(p, "yolo", 64, 0, source="unit test")
     meta = read_onnx_metadata(p)
     assert (meta["mca.kind"], meta["mca.detector_family"], meta["mca.input_size"]) == ("detector", "yolo", "64")
-    assert PersonDetector(engines.load(p)).family == "yolo"
+    assert PersonDetector(engines.load(p, backend="ort")).family == "yolo"
     with pytest.raises(ValueError, match="valid: yolo, ssd"):
         add_detector_metadata(p, "detr", 64, 0)
     add_detector_metadata(p, "yolo", 64, 1, class_names=["car", "person"])

@@ -19,6 +19,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from engines.base import ModelError  # noqa: E402
 from engines.fp16 import convert_to_fp16, has_qdq, is_fp16  # noqa: E402
 from engines.ort import OrtBackend  # noqa: E402
+import onnxruntime as ort  # noqa: E402
 
 FP16_TOL = 2e-2  # engines.export.FP16_TOLERANCE
 
@@ -80,16 +81,46 @@ def test_weights_beyond_float16_range_are_refused(tmp_path) -> None:
         convert_to_fp16(_toy(tmp_path, big=1e6))
 
 
-def test_qdq_models_are_not_converted(tmp_path) -> None:
+def test_qdq_models_get_float16_scales_at_opset_19(tmp_path) -> None:
+    """TensorRT 11 runs a Q/DQ file's unquantized layers in its float type: the scales go float16 (opset 19),
+    the quantized tensors and zero points stay int8, the interface stays float32."""
     scale = numpy_helper.from_array(np.array(0.1, np.float32), "scale")
     zp = numpy_helper.from_array(np.array(0, np.int8), "zp")
     g = helper.make_graph([helper.make_node("QuantizeLinear", ["x", "scale", "zp"], ["q"]),
-                           helper.make_node("DequantizeLinear", ["q", "scale", "zp"], ["y"])], "qdq",
+                           helper.make_node("DequantizeLinear", ["q", "scale", "zp"], ["y0"]),
+                           helper.make_node("Sigmoid", ["y0"], ["y"])], "qdq",
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [scale, zp])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    helper.set_model_props(m, {"mca.precision": "int8"})
     assert has_qdq(m) and not is_fp16(m)
-    with pytest.raises(ModelError, match="Q/DQ"):
+    h = convert_to_fp16(m)
+    assert next(o.version for o in h.opset_import if o.domain == "") == 19
+    inits = {t.name: t.data_type for t in h.graph.initializer}
+    assert inits == {"scale": TensorProto.FLOAT16, "zp": TensorProto.INT8}
+    assert h.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    assert h.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    meta = {p.key: p.value for p in h.metadata_props}
+    assert meta == {"mca.precision": "int8", "mca.float_type": "fp16"} and is_fp16(h)
+    x = np.array([[-1.0, 0.04, 0.5, 3.0]], np.float32)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    a = ort.InferenceSession(m.SerializeToString(), so).run(None, {"x": x})[0]
+    b = ort.InferenceSession(h.SerializeToString(), so).run(None, {"x": x})[0]
+    assert b.dtype == np.float32 and np.abs(a - b).max() < 1e-3  # FP16 of values in 0..1
+
+
+def test_qdq_model_with_functions_is_refused_clearly(tmp_path) -> None:
+    scale = numpy_helper.from_array(np.array(0.1, np.float32), "scale")
+    g = helper.make_graph([helper.make_node("QuantizeLinear", ["x", "scale"], ["q"]),
+                           helper.make_node("DequantizeLinear", ["q", "scale"], ["y"])], "qdq",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [scale])
+    f = helper.make_function("custom", "F", ["a"], ["b"], [helper.make_node("Relu", ["a"], ["b"])],
+                             [helper.make_opsetid("", 17)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("custom", 1)],
+                          functions=[f])
+    with pytest.raises(ModelError, match="without --custom-op"):
         convert_to_fp16(m)
 
 

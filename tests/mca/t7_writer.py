@@ -39,10 +39,17 @@ class Tensor:
 
 @dataclass(eq=False)
 class Obj:
-    """A Torch class instance (nn.SpatialConvolution, nn.gModule, nngraph.Node ...) with its fields."""
+    """A Torch class instance (nn.SpatialConvolution, nn.gModule, nngraph.Node ...) with its fields.
+
+    ``version`` is the class's serialisation version (``"V 3"`` for cunn's DataParallelTable), and
+    ``prelude`` holds objects a class's own ``__write`` puts before the field table (DataParallelTable
+    writes its ``gpuAssignments`` there).
+    """
 
     cls: str
     fields: dict[str, Any] = field(default_factory=dict)
+    version: int = 1
+    prelude: list[Any] = field(default_factory=list)
 
 
 class T7Writer:
@@ -85,7 +92,7 @@ class T7Writer:
             self._i(4)
             if self._ref(o):
                 return
-            self._s("V 1")
+            self._s(f"V {o.version if isinstance(o, Obj) else 1}")
             if isinstance(o, Tensor):
                 self._s("torch.FloatTensor")
                 self._i(len(o.shape))
@@ -102,6 +109,8 @@ class T7Writer:
                 self.f.write(o.data.astype("<f4").tobytes())
             else:
                 self._s(o.cls)
+                for x in o.prelude:
+                    self.write(x)
                 self.write(o.fields)
         elif isinstance(o, (dict, list)):
             self._i(3)

@@ -1,4 +1,8 @@
-"""mca.convert_t7 on .t7 fixtures written in the real Torch7 serialisation with the released graph's classes."""
+"""mca.convert_t7 on .t7 fixtures written in the real Torch7 serialisation with the released graph's classes.
+
+These fixtures follow ``released_order`` (they test reading: containers, clones, old weights, errors);
+the order itself is checked against the Lua graph's construction in ``test_convert_lua_order.py``.
+"""
 
 from __future__ import annotations
 

@@ -91,7 +91,7 @@ def test_ssd_decode_person_class_only_by_name_and_by_order() -> None:
 
 def test_yolo_onnx_end_to_end_letterbox_inversion(tmp_path) -> None:
     path = constant_yolo_onnx(tmp_path / "d.onnx", [(32, 32, 16, 32, 0.9)], size=64)
-    det = PersonDetector(load_model(path), conf=0.5)
+    det = PersonDetector(load_model(path, backend="ort"), conf=0.5)
     assert det.family == "yolo" and det.input_size == 64
     frame = np.zeros((128, 256, 3), np.uint8)  # scale 0.25, pad y 16
     d = det.detect(frame)
@@ -101,7 +101,7 @@ def test_yolo_onnx_end_to_end_letterbox_inversion(tmp_path) -> None:
 def test_yolo_onnx_person_class_from_metadata(tmp_path) -> None:
     path = constant_yolo_onnx(tmp_path / "d.onnx", [(32, 32, 16, 16, 0.9)], num_classes=3, person_class=2,
                               score_row=4 + 2)
-    det = PersonDetector(load_model(path), conf=0.5)
+    det = PersonDetector(load_model(path, backend="ort"), conf=0.5)
     assert det.person_class == 2 and len(det.detect(np.zeros((64, 64, 3), np.uint8))) == 1
 
 
@@ -109,19 +109,19 @@ def test_yolo_onnx_person_class_from_metadata(tmp_path) -> None:
 def test_ssd_onnx_end_to_end(tmp_path, metadata) -> None:
     path = constant_ssd_onnx(tmp_path / "s.onnx", [(0.1, 0.2, 0.5, 0.4), (0.5, 0.5, 0.9, 0.9)], [0.9, 0.7],
                              [1.0, 1.0], metadata=metadata)
-    det = PersonDetector(load_model(path), conf=0.3)
+    det = PersonDetector(load_model(path, backend="ort"), conf=0.3)
     assert det.family == "ssd" and det.person_class == 1
     d = det.detect(np.zeros((100, 200, 3), np.uint8))
     np.testing.assert_allclose(d.boxes, [[40, 10, 80, 50], [100, 50, 180, 90]], atol=1e-3)
-    assert PersonDetector(load_model(path), conf=0.3, max_persons=1).detect(np.zeros((100, 200, 3), np.uint8)) \
+    assert PersonDetector(load_model(path, backend="ort"), conf=0.3, max_persons=1).detect(np.zeros((100, 200, 3), np.uint8)) \
         .scores.tolist() == pytest.approx([0.9])
 
 
 def test_families_are_a_registry_with_their_own_defaults(tmp_path) -> None:
     assert set(DETECTOR_FAMILIES) >= {"yolo", "ssd"}
     assert DETECTOR_FAMILIES["yolo"].person_class == 0 and DETECTOR_FAMILIES["ssd"].person_class == 1
-    yolo = load_model(constant_yolo_onnx(tmp_path / "y.onnx", [(32, 32, 16, 16, 0.3)]))
-    ssd = load_model(constant_ssd_onnx(tmp_path / "s.onnx", [(0.1, 0.1, 0.5, 0.5)], [0.3], [1.0]))
+    yolo = load_model(constant_yolo_onnx(tmp_path / "y.onnx", [(32, 32, 16, 16, 0.3)]), backend="ort")
+    ssd = load_model(constant_ssd_onnx(tmp_path / "s.onnx", [(0.1, 0.1, 0.5, 0.5)], [0.3], [1.0]), backend="ort")
     frame = np.zeros((64, 64, 3), np.uint8)
     # a 0.3 score passes YOLO's default threshold (0.25) but not SSD's (0.35); an explicit one wins
     assert [len(PersonDetector(b).detect(frame)) for b in (yolo, ssd)] == [1, 0]
@@ -130,7 +130,7 @@ def test_families_are_a_registry_with_their_own_defaults(tmp_path) -> None:
 
 def test_pose_model_rejected_as_detector(tmp_path) -> None:
     with pytest.raises(ModelError, match="pose model"):
-        PersonDetector(load_model(blob_pose_onnx(tmp_path / "p.onnx")))
+        PersonDetector(load_model(blob_pose_onnx(tmp_path / "p.onnx"), backend="ort"))
 
 
 def test_unknown_family_is_a_clear_error(tmp_path) -> None:
@@ -143,7 +143,7 @@ def test_unknown_family_is_a_clear_error(tmp_path) -> None:
             p.value = "detr"
     onnx.save(m, str(path))
     with pytest.raises(ModelError, match="unknown detector family 'detr'"):
-        PersonDetector(load_model(path))
+        PersonDetector(load_model(path, backend="ort"))
 
 
 def test_ground_truth_detector_keeps_people_in_view_larger_first() -> None:

@@ -25,7 +25,7 @@ needs_shared = pytest.mark.skipif(not PHOTOS, reason="../shared/data is absent (
 @needs_shared
 @pytest.mark.parametrize("photo", PHOTOS, ids=[p.name for p in PHOTOS])
 def test_ssdlite_finds_a_person_in_each_real_photo(photo: Path) -> None:
-    det = PersonDetector(engines.load(DEFAULT_DETECTOR), conf=0.3)
+    det = PersonDetector(engines.load(DEFAULT_DETECTOR, backend="ort"), conf=0.3)
     found = det.detect(cv2.imread(str(photo)))
     assert len(found) >= 1
     h, w = cv2.imread(str(photo)).shape[:2]
