@@ -159,8 +159,9 @@ class Tracker:
 
     A confident person left over starts a tentative track (id -1) if the box scores
     ``new_track_margin`` above ``high_score``, the pose is confident (mean joint score
-    >= ``new_track_keypoints``) and the box is not mostly (``new_track_inside``) inside
-    a tracked person's (a limb found as a person).  It gets an id once seen on
+    >= ``new_track_keypoints``, except on the tracker's first frame: with no tracks yet, everyone
+    found is taken) and the box is not mostly (``new_track_inside``) inside a tracked person's (a limb
+    found as a person); a model whose joint scores stay below it tracks only who it saw first.  It gets an id once seen on
     ``min_hits`` frames in a row (at once on the tracker's first frame) and ends at its
     first miss, so a short-lived false detection costs no id.  Two people with the same
     pose (OKS >= ``duplicate_oks``: one person boxed twice) keep the more confident.
@@ -307,7 +308,10 @@ class Tracker:
         self.tracks = kept
         if len(rest):
             floor = -np.inf if high_score is None else high_score + self.new_track_margin
-            rest = rest[(poses.scores[rest].mean(1) >= self.new_track_keypoints) & (poses.box_scores[rest] >= floor)]
+            sure = poses.scores[rest].mean(1) >= self.new_track_keypoints
+            if self._frames == 0:  # no tracks yet to tell a pose model's confidence by: everyone found is a person
+                sure[:] = True
+            rest = rest[sure & (poses.box_scores[rest] >= floor)]
         if len(rest) and assign:
             inside = _contained(boxes[rest], np.stack([t.box for t in assign.values()])).max(1)
             rest = rest[inside < self.new_track_inside]

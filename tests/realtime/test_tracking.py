@@ -334,3 +334,18 @@ def test_reset_forgets_tracks_and_the_next_frame_gets_new_ids_at_once() -> None:
     tr.reset()
     again = tr.update(_poses([[0, 0, 20, 40]])).track_ids.tolist()
     assert tr.tracks and again[0] >= 0 and again[0] not in first
+
+
+def test_on_the_first_frame_an_unconfident_pose_still_gets_an_id_and_keeps_it() -> None:
+    """A pose model of low joint scores (0.3, below ``new_track_keypoints``): the person found on the
+    tracker's first frame is tracked; a newcomer of such a pose later is not (a false detection, maybe)."""
+    tr = Tracker()
+    one = _poses([[0, 0, 40, 100]])
+    one.scores[:] = 0.3
+    ids = [int(tr.update(one).track_ids[0]) for _ in range(5)]
+    assert ids == [0] * 5
+    two = _poses([[0, 0, 40, 100], [200, 0, 240, 100]])
+    two.scores[:] = 0.3
+    for _ in range(5):
+        out = tr.update(two).track_ids.tolist()
+    assert out == [0, -1]
