@@ -1,10 +1,12 @@
 """Stable track ids across frames, One Euro smoothing, and boxes from keypoints.
 
-- :class:`Tracker` matches this frame's people to live tracks greedily (best pair
-  first) by the larger of box IoU and keypoint similarity (an OKS-style score on
-  the joints both poses are confident about), each predicted one step ahead with
-  the track's velocity, so ids stay put while people move, cross, or change shape
-  (arms raised, a box that jumps between detector and keypoint-follow frames).
+- :class:`Tracker` matches this frame's people to tracks carried forward by a Kalman
+  filter, by box IoU, keypoint similarity (OKS-style, on the joints both poses are
+  confident about) and, given the frame, the colours of their clothes; the detector's
+  low-score boxes only continue tracks (ByteTrack's second pass); lost tracks wait
+  to be re-found; new ids only for people seen a few frames in a row.  So ids stay
+  put while people move, cross, are hidden for a while, or change shape (arms raised,
+  a box that jumps between detector and keypoint-follow frames).
 - :class:`OneEuroFilter` (Casiez et al., CHI 2012): an adaptive low-pass filter whose
   cut-off rises with speed, removing jitter at rest without lag in motion.
 - :func:`boxes_from_keypoints` lets the pipeline follow people between detector runs
@@ -15,10 +17,11 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from realtime.track_cues import BoxKalman, colour_similarity, cxcywh, person_colours
 from realtime.types import Detections, Poses
 
 log = logging.getLogger(__name__)
@@ -59,90 +62,278 @@ def keypoint_similarity(a: np.ndarray, a_ok: np.ndarray, b: np.ndarray, b_ok: np
     return np.where(cnt >= min_joints, sim, 0.0)
 
 
+def _grow(boxes: np.ndarray, g: np.ndarray | float) -> np.ndarray:
+    """Boxes (N, 4) widened by ``g`` (N,) of their width and height on each side."""
+    g = np.broadcast_to(np.asarray(g, np.float64), (len(boxes),))[:, None]
+    wh = np.concatenate([boxes[:, 2:] - boxes[:, :2]] * 2, 1)
+    return boxes + g * wh * np.array([-1, -1, 1, 1])
+
+
+def _contained(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)): the fraction of each ``a`` box that lies inside each ``b`` box."""
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = (x1 - x0).clip(0) * (y1 - y0).clip(0)
+    return inter / np.maximum(((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[:, None], 1e-9)
+
+
 @dataclass
 class _Track:
-    id: int
-    box: np.ndarray
-    keypoints: np.ndarray | None = None
-    keypoint_ok: np.ndarray | None = None
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    kalman: BoxKalman
+    keypoints: np.ndarray  # (K, 2) when last seen
+    keypoint_ok: np.ndarray  # (K,) confident joints when last seen
+    anchor: np.ndarray  # the box centre when last seen: the keypoints move with the predicted centre
+    colours: np.ndarray | None = None  # running person_colours (with an image)
+    id: int = -1  # -1 while tentative
+    hits: int = 1
     missed: int = 0
 
-    def predicted(self) -> tuple[np.ndarray, np.ndarray | None]:
-        """Box and keypoints at the coming frame (constant velocity over the frames missed)."""
-        steps = self.missed + 1
-        box = self.box + steps * self.velocity
-        if self.keypoints is None:
-            return box, None
-        shift = 0.5 * (self.velocity[:2] + self.velocity[2:])  # the box centre's motion
-        return box, self.keypoints + steps * shift
+    @property
+    def box(self) -> np.ndarray:
+        return self.kalman.box
+
+    def predicted_keypoints(self) -> np.ndarray:
+        return self.keypoints + (self.kalman.x[:2] - self.anchor)
+
+    def see(self, box: np.ndarray, keypoints: np.ndarray, ok: np.ndarray) -> None:
+        self.kalman.update(box)
+        self.keypoints, self.keypoint_ok = keypoints.astype(np.float64), ok.copy()
+        self.anchor = self.kalman.x[:2].copy()
+        self.hits, self.missed = self.hits + 1, 0
+
+
+def _greedy(sim: np.ndarray) -> list[tuple[int, int]]:
+    """Pairs (row, col), best similarity first, each row and column once; entries < 0 never pair."""
+    pairs = sorted(((sim[i, j], i, j) for i, j in zip(*np.nonzero(sim >= 0))), reverse=True)
+    used_r: set[int] = set()
+    used_c: set[int] = set()
+    out = []
+    for _v, i, j in pairs:
+        if i in used_r or j in used_c:
+            continue
+        used_r.add(i)
+        used_c.add(j)
+        out.append((int(i), int(j)))
+    return out
+
+
+def _subset(poses: Poses, keep: np.ndarray) -> Poses:
+    idx = np.nonzero(keep)[0]
+    return Poses(poses.keypoints[idx], poses.scores[idx], poses.boxes[idx], poses.box_scores[idx],
+                 poses.track_ids[idx] if len(poses.track_ids) == len(poses) else None,
+                 poses.attention[idx] if poses.attention is not None else None,
+                 poses.part_attention[idx] if poses.part_attention is not None else None,
+                 [poses.transforms[i] for i in idx] if poses.transforms is not None else None)
 
 
 class Tracker:
     """``update(poses) -> poses`` with ``track_ids`` filled in: stable ids across frames.
 
-    A person is matched to the live track with the highest similarity, the larger of
-    box IoU and keypoint similarity, if it reaches ``threshold``; unmatched people
-    start new tracks; tracks unmatched for more than ``max_missed`` frames end.
-    ``use_keypoints=False`` matches on boxes alone.
+    Each track's box is carried forward by a constant-velocity Kalman filter
+    (:class:`BoxKalman`), its keypoints with the box's centre.  A person and a track may
+    pair when the box IoU (``iou_threshold``) or the keypoint similarity (OKS-style,
+    ``keypoint_threshold``: a box that jumps while the body stays) against that
+    prediction is high enough.  A pair scores IoU + ``keypoint_weight`` x OKS (small:
+    in a crowd the crop of a person behind often finds the one in front, so OKS ranks
+    poorly) + ``appearance_weight`` x colour similarity (:func:`person_colours`, when
+    ``update`` gets the image), matched best pair first, in three passes (after
+    ByteTrack, Zhang et al. ECCV 2022):
+
+    1. confident people (``box_scores >= high_score``) against confirmed tracks, those
+       seen last frame and those lost for up to ``max_missed`` frames.  A lost track's
+       box is widened by ``lost_buffer`` a missed frame (the motion may have changed);
+       with the image it refuses someone dressed otherwise (colours < ``lost_colour_floor``,
+       ``None``: no such veto) and takes back someone dressed alike (>= ``reid_similarity``)
+       of its height (the ratio within ``reid_height_ratio``) within ``reid_radius`` x
+       sqrt(frames missed) heights of where it was predicted;
+    2. the detector's low-score boxes against the tracks seen last frame and still
+       unmatched, at ``low_iou_threshold``: an occluded or blurred person keeps their
+       track, and a low-score box no track takes is left out of the output;
+    3. the remaining confident people against tentative tracks.
+
+    With the image, a track's colours are a running mean (each sighting keeps
+    ``colour_memory`` of the old), left as they are while the person's box overlaps
+    another's (IoU > ``colour_update_iou``: their clothes would mix in).
+
+    A confident person left over starts a tentative track (id -1) if the box scores
+    ``new_track_margin`` above ``high_score``, the pose is confident (mean joint score
+    >= ``new_track_keypoints``, except on the tracker's first frame: with no tracks yet, everyone
+    found is taken) and the box is not mostly (``new_track_inside``) inside a tracked person's (a limb
+    found as a person); a model whose joint scores stay below it tracks only who it saw first.  It gets an id once seen on
+    ``min_hits`` frames in a row (at once on the tracker's first frame) and ends at its
+    first miss, so a short-lived false detection costs no id.  Two people with the same
+    pose (OKS >= ``duplicate_oks``: one person boxed twice) keep the more confident.
+    ``use_keypoints=False`` matches on boxes (and colours) alone.  Defaults were chosen
+    on synthetic demo videos (``python -m realtime.bench.evaluate_tracking``).
     """
 
-    def __init__(self, iou_threshold: float = 0.25, max_missed: int = 15, use_keypoints: bool = True,
-                 keypoint_threshold: float = 0.5, min_score: float = 0.2) -> None:
+    def __init__(self, iou_threshold: float = 0.2, max_missed: int = 60, use_keypoints: bool = True,
+                 keypoint_threshold: float = 0.5, keypoint_weight: float = 0.1, min_score: float = 0.2,
+                 low_iou_threshold: float = 0.5, min_hits: int = 3, new_track_margin: float = 0.1,
+                 new_track_keypoints: float = 0.6, new_track_inside: float = 0.7,
+                 duplicate_oks: float | None = 0.7, lost_buffer: float = 0.02, appearance_weight: float = 1.0,
+                 lost_colour_floor: float | None = 0.3, reid_similarity: float = 0.7, reid_radius: float = 0.5,
+                 reid_height_ratio: tuple[float, float] = (0.6, 1.6), colour_memory: float = 0.9,
+                 colour_update_iou: float = 0.3) -> None:
         self.iou_threshold, self.max_missed = iou_threshold, max_missed
-        self.use_keypoints, self.keypoint_threshold, self.min_score = use_keypoints, keypoint_threshold, min_score
+        self.use_keypoints, self.keypoint_threshold, self.keypoint_weight = use_keypoints, keypoint_threshold, \
+            keypoint_weight
+        self.min_score, self.low_iou_threshold, self.min_hits = min_score, low_iou_threshold, max(1, min_hits)
+        self.new_track_margin, self.new_track_keypoints, self.new_track_inside = \
+            new_track_margin, new_track_keypoints, new_track_inside
+        self.duplicate_oks, self.lost_buffer, self.appearance_weight = duplicate_oks, lost_buffer, appearance_weight
+        self.lost_colour_floor, self.reid_similarity, self.reid_radius = lost_colour_floor, reid_similarity, reid_radius
+        self.reid_height_ratio = reid_height_ratio
+        self.colour_memory = colour_memory  # how much of a track's colours each new sighting leaves
+        self.colour_update_iou = colour_update_iou
         self.tracks: list[_Track] = []
         self._next = 0
+        self._frames = 0
 
-    def _similarity(self, poses: Poses, boxes: np.ndarray) -> np.ndarray:
-        pred = [t.predicted() for t in self.tracks]
-        iou = iou_matrix(np.stack([p[0] for p in pred]), boxes)
-        # each cue must pass its own threshold; pairs that pass neither are marked -1 (never matched)
-        sim = np.where(iou >= self.iou_threshold, iou, -1.0)
-        if not self.use_keypoints or not len(boxes):
-            return sim
-        with_kp = [i for i, t in enumerate(self.tracks) if t.keypoints is not None]
-        if not with_kp:
-            return sim
-        kp_a = np.stack([pred[i][1] for i in with_kp])
-        ok_a = np.stack([self.tracks[i].keypoint_ok for i in with_kp])
-        tb = np.stack([self.tracks[i].box for i in with_kp])
-        scale = np.sqrt(np.maximum((tb[:, 2] - tb[:, 0]) * (tb[:, 3] - tb[:, 1]), 1.0))
-        oks = keypoint_similarity(kp_a, ok_a, poses.keypoints, poses.scores >= self.min_score, scale)
-        sim[with_kp] = np.maximum(sim[with_kp], np.where(oks >= self.keypoint_threshold, oks, -1.0))
-        return sim
+    def reset(self) -> None:
+        """Forget every track, as at the start (for unrelated frames, e.g. a folder of photos): the next
+        frame's people get ids at once; ids are not reused."""
+        self.tracks = []
+        self._frames = 0
 
-    def update(self, poses: Poses) -> Poses:
-        """Assign ``poses.track_ids`` (in place) and advance the tracks by one frame."""
-        boxes = np.asarray(poses.boxes, np.float64)
-        ids = np.full(len(boxes), -1, np.int64)
+    # -- scores ---------------------------------------------------------------------------
+    def _similarity(self, tracks: list[_Track], poses: Poses, cols: np.ndarray, ok: np.ndarray,
+                    colours: np.ndarray | None, iou_threshold: float) -> np.ndarray:
+        """(len(tracks), len(cols)) pair scores; -1 where a pair may not match."""
+        if not tracks or not len(cols):
+            return np.full((len(tracks), len(cols)), -1.0)
+        boxes = np.stack([t.box for t in tracks])
+        det = poses.boxes[cols].astype(np.float64)
+        grow = self.lost_buffer * np.array([t.missed for t in tracks], np.float64)
+        if grow.any():  # both boxes grown alike, as buffered IoU does (Yang et al., WACV 2023)
+            iou = np.stack([iou_matrix(_grow(boxes[i:i + 1], g), _grow(det, g))[0] for i, g in enumerate(grow)])
+        else:
+            iou = iou_matrix(boxes, det)
+        gate = iou >= iou_threshold
+        score = iou.copy()
+        if self.use_keypoints:
+            scale = np.sqrt(np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1.0))
+            oks = keypoint_similarity(np.stack([t.predicted_keypoints() for t in tracks]),
+                                      np.stack([t.keypoint_ok for t in tracks]), poses.keypoints[cols], ok[cols],
+                                      scale)
+            gate |= oks >= self.keypoint_threshold
+            score += self.keypoint_weight * oks
+        if colours is None:
+            return np.where(gate, score, -1.0)
+        app = np.full((len(tracks), len(cols)), 0.5)
+        have = np.array([t.colours is not None for t in tracks])
+        if have.any():
+            app[have] = colour_similarity(np.stack([t.colours for t in tracks if t.colours is not None]),
+                                          colours[cols])
+        missed = np.array([t.missed for t in tracks], np.float64)
+        if self.lost_colour_floor is not None:  # the veto: a lost track does not take someone dressed otherwise
+            gate &= ~((missed[:, None] > 0) & (app < self.lost_colour_floor))
+        sim = np.where(gate, score + self.appearance_weight * app, -1.0)
+        # re-identification: a lost track takes back someone dressed alike, near it and of its size
+        th = boxes[:, 3] - boxes[:, 1]
+        dist = np.linalg.norm(((boxes[:, None, :2] + boxes[:, None, 2:]) - (det[None, :, :2] + det[None, :, 2:])) / 2,
+                              axis=-1) / np.maximum(th[:, None], 1.0)
+        ratio = (det[:, 3] - det[:, 1])[None] / np.maximum(th[:, None], 1.0)
+        lo, hi = self.reid_height_ratio
+        reid = ((missed[:, None] > 0) & have[:, None] & (app >= self.reid_similarity) & (ratio > lo) & (ratio < hi)
+                & (dist <= self.reid_radius * np.sqrt(np.maximum(missed, 1.0))[:, None]))
+        return np.where((sim < 0) & reid, app, sim)
+
+    def _match(self, tracks: list[_Track], poses: Poses, cols: np.ndarray, ok: np.ndarray,
+               colours: np.ndarray | None, iou_threshold: float, assign: dict[int, _Track]) -> np.ndarray:
+        """Match ``tracks`` to the people ``cols``, record them in ``assign``; the columns left over."""
+        sim = self._similarity(tracks, poses, cols, ok, colours, iou_threshold)
+        taken = set()
+        for i, j in _greedy(sim):
+            assign[int(cols[j])] = tracks[i]
+            taken.add(j)
+        return np.array([c for j, c in enumerate(cols) if j not in taken], np.int64)
+
+    def _duplicates(self, poses: Poses, ok: np.ndarray) -> np.ndarray:
+        """People whose pose repeats a more confident person's (one person boxed twice)."""
+        drop = np.zeros(len(poses), bool)
+        if self.duplicate_oks is None or len(poses) < 2:
+            return drop
+        b = poses.boxes.astype(np.float64)
+        scale = np.sqrt(np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1.0))
+        oks = keypoint_similarity(poses.keypoints, ok, poses.keypoints, ok, scale)
+        order = np.argsort(-poses.box_scores, kind="stable")
+        for n, a in enumerate(order):
+            if not drop[a]:
+                drop[order[n + 1:][oks[a, order[n + 1:]] >= self.duplicate_oks]] = True
+        return drop
+
+    # -- the step ---------------------------------------------------------------------------
+    def update(self, poses: Poses, high_score: float | None = None, image: np.ndarray | None = None) -> Poses:
+        """This frame's ``poses`` with ``track_ids`` set (-1: not, or not yet, a track); tracks advance one frame.
+
+        ``high_score``: the detector's own threshold, when ``poses`` also holds the
+        boxes of a detector run lower (e.g. 0.1): those below it only continue tracks.
+        ``image``: the frame (BGR), for the colours of each person's clothes.  People
+        left out of the result: unmatched low-score boxes and duplicates; without
+        either, the result is ``poses`` itself, ids set in place.
+        """
         ok = poses.scores >= self.min_score
-        if self.tracks and len(boxes):
-            sim = self._similarity(poses, boxes)
-            pairs = sorted(((sim[i, j], i, j) for i, j in zip(*np.nonzero(sim >= 0))), reverse=True)
-            used_t, used_d = set(), set()
-            for _v, i, j in pairs:
-                if i in used_t or j in used_d:
-                    continue
-                used_t.add(i)
-                used_d.add(j)
-                t = self.tracks[i]
-                t.velocity = 0.5 * t.velocity + 0.5 * (boxes[j] - t.box)
-                t.box, t.missed = boxes[j].copy(), 0
-                t.keypoints, t.keypoint_ok = poses.keypoints[j].astype(np.float64), ok[j].copy()
-                ids[j] = t.id
-        matched = set(ids[ids >= 0].tolist())
+        drop = self._duplicates(poses, ok)
+        n = len(poses)
+        boxes = np.asarray(poses.boxes, np.float64)
+        high = ~drop if high_score is None else (poses.box_scores >= high_score) & ~drop
+        colours = person_colours(image, poses, self.min_score) if image is not None else None
         for t in self.tracks:
-            if t.id not in matched:
+            t.kalman.predict(lost=t.missed > 0)
+        confirmed = [t for t in self.tracks if t.id >= 0]
+        assign: dict[int, _Track] = {}
+        rest = self._match(confirmed, poses, np.nonzero(high)[0], ok, colours, self.iou_threshold, assign)
+        taken = {id(t) for t in assign.values()}
+        recent = [t for t in confirmed if t.missed == 0 and id(t) not in taken]
+        self._match(recent, poses, np.nonzero(~high & ~drop)[0], ok, colours, self.low_iou_threshold, assign)
+        rest = self._match([t for t in self.tracks if t.id < 0], poses, rest, ok, colours, self.iou_threshold, assign)
+        crowded = iou_matrix(boxes, boxes) - np.eye(n) > self.colour_update_iou if n else np.zeros((0, 0), bool)
+        for j, t in assign.items():
+            t.see(boxes[j], poses.keypoints[j], ok[j])
+            if colours is not None and colours[j].any():
+                if t.colours is None:
+                    t.colours = colours[j].copy()
+                elif not crowded[j].any():  # someone overlapping would mix their clothes in
+                    t.colours = self.colour_memory * t.colours + (1 - self.colour_memory) * colours[j]
+        seen = {id(t) for t in assign.values()}
+        kept = []
+        for t in self.tracks:
+            if id(t) not in seen:
                 t.missed += 1
-        self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
-        for j in np.nonzero(ids < 0)[0]:
-            t = _Track(self._next, boxes[j].copy(), poses.keypoints[j].astype(np.float64), ok[j].copy())
-            self._next += 1
+            if t.missed <= (0 if t.id < 0 else self.max_missed):  # a tentative track ends at its first miss
+                kept.append(t)
+        self.tracks = kept
+        if len(rest):
+            floor = -np.inf if high_score is None else high_score + self.new_track_margin
+            sure = poses.scores[rest].mean(1) >= self.new_track_keypoints
+            if self._frames == 0:  # no tracks yet to tell a pose model's confidence by: everyone found is a person
+                sure[:] = True
+            rest = rest[sure & (poses.box_scores[rest] >= floor)]
+        if len(rest) and assign:
+            inside = _contained(boxes[rest], np.stack([t.box for t in assign.values()])).max(1)
+            rest = rest[inside < self.new_track_inside]
+        for j in rest:
+            t = _Track(BoxKalman(boxes[j]), poses.keypoints[j].astype(np.float64), ok[j].copy(),
+                       cxcywh(boxes[j])[:2], colours[j].copy() if colours is not None and colours[j].any() else None)
             self.tracks.append(t)
+            assign[int(j)] = t
+        for t in self.tracks:
+            if t.id < 0 and (t.hits >= self.min_hits or self._frames == 0):
+                t.id, self._next = self._next, self._next + 1
+        self._frames += 1
+        ids = np.full(n, -1, np.int64)
+        for j, t in assign.items():
             ids[j] = t.id
-        poses.track_ids = ids
-        return poses
+        keep = high | np.isin(np.arange(n), list(assign))
+        if keep.all():
+            poses.track_ids = ids
+            return poses
+        out = _subset(poses, keep)
+        out.track_ids = ids[keep]
+        return out
 
 
 class OneEuroFilter:

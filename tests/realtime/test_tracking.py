@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from realtime.track_cues import BoxKalman, colour_similarity, person_colours
 from realtime.tracking import (OneEuroFilter, Smoother, Tracker, boxes_from_keypoints, iou_matrix,
                                keypoint_similarity)
 from realtime.types import Detections, Poses
@@ -23,25 +24,30 @@ def test_iou_matrix() -> None:
 
 def test_ids_follow_moving_and_crossing_people() -> None:
     tr = Tracker()
-    a, b = [0, 0, 20, 40], [100, 0, 120, 40]
+    a, b = [0, 0, 20, 40], [100, 6, 120, 46]  # b a little nearer the camera: other keypoints when boxes meet
     first = tr.update(_poses([a, b])).track_ids.tolist()
     assert len(set(first)) == 2
     for step in range(1, 30):  # a walks right 3 px/frame, b left; order of detections swaps
         pa = [a[0] + 3 * step, 0, a[2] + 3 * step, 40]
-        pb = [b[0] - 3 * step, 0, b[2] - 3 * step, 40]
+        pb = [b[0] - 3 * step, 6, b[2] - 3 * step, 46]
         ids = tr.update(_poses([pb, pa] if step % 2 else [pa, pb])).track_ids.tolist()
         assert (ids if step % 2 == 0 else ids[::-1]) == first
 
 
-def test_new_person_gets_new_id_and_lost_tracks_expire() -> None:
-    tr = Tracker(max_missed=2)
+def test_new_person_gets_an_id_after_min_hits_and_lost_tracks_expire() -> None:
+    tr = Tracker(max_missed=2, min_hits=3)
     id0 = tr.update(_poses([[0, 0, 10, 10]])).track_ids[0]
-    id1 = tr.update(_poses([[0, 0, 10, 10], [50, 50, 60, 60]])).track_ids
-    assert id1[0] == id0 and id1[1] != id0
+    assert id0 >= 0  # the tracker's first frame: ids at once
+    seen = [tr.update(_poses([[0, 0, 10, 10], [50, 50, 60, 60]])).track_ids.tolist() for _ in range(3)]
+    assert [s[0] for s in seen] == [id0] * 3
+    assert [s[1] for s in seen][:2] == [-1, -1]  # tentative until seen on 3 frames in a row
+    id1 = seen[2][1]
+    assert id1 >= 0 and id1 != id0
     for _ in range(3):
         tr.update(_poses([]))
     assert tr.tracks == []
-    assert tr.update(_poses([[0, 0, 10, 10]])).track_ids[0] not in (id0, id1[1])
+    later = [tr.update(_poses([[0, 0, 10, 10]])).track_ids[0] for _ in range(3)]
+    assert later[:2] == [-1, -1] and later[2] not in (id0, id1, -1)
 
 
 def _person(cx: float, cy: float, arms_up: bool) -> tuple[np.ndarray, list[float]]:
@@ -144,3 +150,202 @@ def test_boxes_from_keypoints() -> None:
 def test_detections_are_checked(kw, msg) -> None:
     with pytest.raises(ValueError, match=msg):
         Detections(**kw)
+
+
+# -- lifetimes and keypoints (issue 19) --------------------------------------------------
+@pytest.mark.parametrize("max_missed", [1, 4])
+def test_a_lost_track_lives_exactly_max_missed_frames(max_missed) -> None:
+    """Unseen for ``max_missed`` frames the track is still there and takes the person back; one more, it is gone."""
+    box = [[100, 100, 140, 200]]
+    for gap, alive in ((max_missed, True), (max_missed + 1, False)):
+        tr = Tracker(max_missed=max_missed)
+        first = tr.update(_poses(box)).track_ids[0]
+        for _ in range(gap):
+            tr.update(_poses([]))
+        assert len(tr.tracks) == int(alive)
+        assert bool(tr.update(_poses(box)).track_ids[0] == first) is alive
+
+
+def _walker(cx: float, cy: float, scale: float, arms_up: bool) -> tuple[np.ndarray, list[float]]:
+    kps = _person(0, 0, arms_up)[0] * scale + np.array([cx, cy], np.float32)
+    return kps, [*kps.min(0), *kps.max(0)]
+
+
+def test_a_walking_person_keeps_the_id_when_the_box_jumps() -> None:
+    """Walking 6 px a frame towards the camera (2 % larger a frame), then the arms go up: the box jumps
+    (IoU below the threshold) and only the keypoints of the frame before, not those of the first, still match."""
+    tr = Tracker()
+    ids, boxes = [], []
+    for f in range(24):
+        kps, box = _walker(100 + 6 * f, 200, 1 + 0.02 * f, arms_up=f >= 20)
+        boxes.append(box)
+        ids.append(int(tr.update(Poses(kps[None], np.ones((1, 6)), [box], [0.9])).track_ids[0]))
+    assert iou_matrix([boxes[19]], [boxes[20]])[0, 0] < tr.iou_threshold
+    assert ids == [ids[0]] * 24
+
+
+# -- association: crossings, occlusions, low-score boxes, colours ---------------------------
+def _people(spec: list[tuple[list[float], float]], k: int = 4) -> Poses:
+    """Poses from (box, box score) pairs, keypoints along each box's diagonal."""
+    p = _poses([b for b, _ in spec], k)
+    p.box_scores = np.array([s for _, s in spec], np.float32).reshape(-1)
+    return p
+
+
+def test_a_crossing_with_a_merged_box_keeps_two_ids() -> None:
+    """A walks right in front, B left behind; while they overlap B is hidden and the detector also
+    reports one box around both.  Still two ids, each on its own person after the crossing."""
+    tr = Tracker()
+    seen: dict[str, set[int]] = {"a": set(), "b": set()}
+    everything: set[int] = set()
+    for f in range(40):
+        xa, xb = 100 + 5 * f, 300 - 5 * f
+        a, b = [xa, 100, xa + 40, 220], [xb, 110, xb + 36, 218]
+        spec = [(a, 0.9)]
+        hidden = abs(xa - xb) < 40
+        if hidden:
+            spec.append(([min(xa, xb), 100, max(xa, xb) + 40, 220], 0.6))  # the merged box
+        else:
+            spec.append((b, 0.8))
+        ids = tr.update(_people(spec)).track_ids.tolist()
+        everything.update(i for i in ids if i >= 0)
+        seen["a"].add(ids[0])
+        if not hidden:
+            seen["b"].add(ids[1])
+    assert len(everything) == 2
+    assert len(seen["a"]) == 1 and len(seen["b"]) == 1 and seen["a"] != seen["b"]
+
+
+def test_a_person_missed_for_40_frames_is_found_again_where_they_walked() -> None:
+    """Walking 4 px a frame, unseen for 40 frames (1.6 s at 25 fps), found where they should be; someone
+    standing elsewhere all along keeps their own id."""
+    tr = Tracker()
+    walker = lambda f: [50 + 4 * f, 100, 90 + 4 * f, 200]  # noqa: E731
+    still = [600, 100, 640, 200]
+    ids = [tr.update(_people([(walker(f), 0.9), (still, 0.9)])).track_ids.tolist() for f in range(10)]
+    for f in range(10, 50):
+        tr.update(_people([(still, 0.9)]))
+    back = tr.update(_people([(walker(50), 0.9), (still, 0.9)])).track_ids.tolist()
+    assert ids[0] == ids[-1] and back == ids[0]
+
+
+def test_a_low_score_box_keeps_a_track_alive_and_starts_none() -> None:
+    """Half hidden for 80 frames (longer than max_missed) the detector scores the person 0.15, below its
+    threshold 0.25: the track follows them, with its id, in the output.  A low-score box nobody's track
+    takes (nobody there) is left out, and starts no track."""
+    tr = Tracker(max_missed=30)
+    box = lambda f: [50 + 2 * f, 100, 90 + 2 * f, 200]  # noqa: E731
+    first = tr.update(_people([(box(0), 0.9)]), high_score=0.25).track_ids[0]
+    for f in range(1, 81):
+        out = tr.update(_people([(box(f), 0.15), ([600, 300, 640, 400], 0.15)]), high_score=0.25)
+        assert out.track_ids.tolist() == [first]
+        np.testing.assert_allclose(out.boxes[0], box(f))
+    assert tr.update(_people([(box(81), 0.9)]), high_score=0.25).track_ids.tolist() == [first]
+    assert len(tr.tracks) == 1
+
+
+def _dressed(image: np.ndarray, cx: float, cy: float, shirt: tuple[int, int, int],
+             trousers: tuple[int, int, int]) -> np.ndarray:
+    """Paint a _person's clothes at (cx, cy); returns its keypoints."""
+    x, y = int(cx), int(cy)
+    image[y - 45:y + 7, x - 17:x + 18] = shirt
+    image[y + 7:y + 46, x - 13:x + 14] = trousers
+    return _person(cx, cy, False)[0]
+
+
+RED, BLUE, GREEN, YELLOW = (40, 40, 220), (200, 60, 30), (40, 200, 40), (30, 220, 230)
+
+
+def test_person_colours_tell_people_apart() -> None:
+    img = np.full((300, 600, 3), 128, np.uint8)
+    kps = np.stack([_dressed(img, 100, 150, RED, BLUE), _dressed(img, 300, 150, RED, BLUE),
+                    _dressed(img, 500, 150, GREEN, YELLOW)])
+    p = Poses(kps, np.ones((3, 6)), [[*k.min(0), *k.max(0)] for k in kps], np.ones(3))
+    c = person_colours(img, p)
+    assert c.shape[:2] == (3, 2)
+    np.testing.assert_allclose(c.sum(-1), 1.0, atol=1e-6)  # each body part is a distribution
+    sim = colour_similarity(c, c)
+    assert sim[0, 1] > 0.95 and sim[0, 2] < 0.2
+
+
+@pytest.mark.parametrize("with_image,veto", [(True, 0.3), (True, None), (False, 0.3)])
+def test_colours_keep_a_hidden_person_s_id_from_a_newcomer(with_image, veto) -> None:
+    """Red walks behind a pillar for 20 frames; meanwhile green steps out where red would be.  With the
+    frame, red's lost track refuses green (other clothes: the ``lost_colour_floor`` veto), and takes red
+    back when red comes out 80 px further on than their walk predicts (no box overlap: by the clothes
+    alone); on boxes and keypoints alone, or without the veto, green takes red's id."""
+    tr = Tracker(lost_colour_floor=veto)
+    red_id, green_ids, red_back = None, set(), None
+    for f in range(45):
+        img = np.full((300, 800, 3), 128, np.uint8)
+        people = []
+        if f < 10 or f >= 30:
+            people.append((_dressed(img, 100 + 6 * f + (80 if f >= 30 else 0), 150, RED, BLUE), "red"))
+        if f >= 12:
+            people.append((_dressed(img, 100 + 6 * 13, 150, GREEN, YELLOW), "green"))  # stands still
+        kps = np.stack([k for k, _ in people]) if people else np.zeros((0, 6, 2))
+        p = Poses(kps, np.ones((len(people), 6)), [[*k.min(0), *k.max(0)] for k in kps], np.ones(len(people)))
+        ids = tr.update(p, image=img if with_image else None).track_ids.tolist()
+        for (_, who), i in zip(people, ids):
+            if who == "red" and f < 10:
+                red_id = i
+            elif who == "green" and i >= 0:
+                green_ids.add(i)
+            elif who == "red" and f == 44:
+                red_back = i
+    assert red_id is not None and red_id >= 0
+    if with_image and veto is not None:
+        assert red_id not in green_ids and red_back == red_id
+    else:
+        assert red_id in green_ids
+
+
+def test_box_kalman_learns_the_motion_and_holds_the_size_while_lost() -> None:
+    k = BoxKalman(np.array([0, 0, 20, 40.0]))
+    for f in range(1, 30):
+        k.predict()
+        k.update(np.array([5 * f, 0, 5 * f + 20, 40.0]))
+    k.x[6:] = [1.0, 2.0]  # a size rate left over from a noisy box
+    k.predict(lost=True)
+    np.testing.assert_allclose(k.box, [150, 0, 170, 40], atol=0.5)  # one step on, the same size
+
+
+def test_one_person_boxed_twice_is_one_person() -> None:
+    """A second, larger box around the same person (same keypoints) is dropped; the more confident stays."""
+    kps = _person(100, 100, False)[0]
+    p = Poses(np.stack([kps, kps]), np.ones((2, 6)), [[80, 50, 120, 150], [60, 30, 150, 170]], [0.5, 0.8])
+    out = Tracker().update(p)
+    assert len(out) == 1 and out.box_scores[0] == pytest.approx(0.8)
+
+
+def test_a_limb_inside_a_tracked_person_starts_no_track() -> None:
+    """A detector box on a leg of a tracked person (mostly inside their box) never gets an id."""
+    tr = Tracker()
+    for f in range(6):
+        out = tr.update(_people([([100, 100, 160, 300], 0.9)] + ([([120, 220, 150, 300], 0.8)] if f else [])))
+        if f:
+            assert out.track_ids.tolist()[1] == -1
+
+
+def test_reset_forgets_tracks_and_the_next_frame_gets_new_ids_at_once() -> None:
+    """Unrelated photos: after ``reset`` nobody inherits an earlier photo's id, and nobody waits ``min_hits``."""
+    tr = Tracker()
+    first = tr.update(_poses([[0, 0, 20, 40], [100, 0, 120, 40]])).track_ids.tolist()
+    tr.reset()
+    again = tr.update(_poses([[0, 0, 20, 40]])).track_ids.tolist()
+    assert tr.tracks and again[0] >= 0 and again[0] not in first
+
+
+def test_on_the_first_frame_an_unconfident_pose_still_gets_an_id_and_keeps_it() -> None:
+    """A pose model of low joint scores (0.3, below ``new_track_keypoints``): the person found on the
+    tracker's first frame is tracked; a newcomer of such a pose later is not (a false detection, maybe)."""
+    tr = Tracker()
+    one = _poses([[0, 0, 40, 100]])
+    one.scores[:] = 0.3
+    ids = [int(tr.update(one).track_ids[0]) for _ in range(5)]
+    assert ids == [0] * 5
+    two = _poses([[0, 0, 40, 100], [200, 0, 240, 100]])
+    two.scores[:] = 0.3
+    for _ in range(5):
+        out = tr.update(two).track_ids.tolist()
+    assert out == [0, -1]
