@@ -25,8 +25,8 @@ from calibration.dataset import CalibrationError, CalibrationSet, iter_batches
 
 log = logging.getLogger(__name__)
 
-__all__ = ["quantize_qdq", "quantize_detector", "latency_ms", "matching_nodes", "compare_int8", "compare_precisions",
-           "main"]
+__all__ = ["quantize_qdq", "quantize_detector", "file_sha256", "latency_ms", "matching_nodes", "compare_int8",
+           "compare_precisions", "main"]
 
 METHODS = ("minmax", "entropy", "percentile")
 # What TensorRT needs of a Q/DQ file (engines.lint checks it): symmetric int8 (zero point 0) and float biases.
@@ -114,7 +114,8 @@ def quantize_qdq(fp32_onnx: str | Path, calib: CalibrationSet, out: str | Path, 
     m = onnx.load(str(out))
     n_tied = tie_relu_input_scales(m)
     src_meta = {p.key: p.value for p in onnx.load(str(fp32_onnx)).metadata_props}
-    set_metadata(m, {**src_meta, "mca.precision": "int8", "mca.quantization": json.dumps(
+    set_metadata(m, {**src_meta, "mca.precision": "int8", "mca.fp32_sha256": file_sha256(fp32_onnx),
+                     "mca.quantization": json.dumps(
         {"method": method, "per_channel": per_channel, "excluded_patterns": exclude or [],
          "excluded_nodes": len(nodes), "single_channel_float": single_channel_float,
          "calibration_crops": int(len(calib.crops)),
@@ -159,6 +160,7 @@ def quantize_detector(fp32_onnx: str | Path, calib: CalibrationSet, out: str | P
     name = src.graph.input[0].name
     scale = float(calib.manifest.get("detector_inputs_scale", 1.0))
     inputs = calib.detector_inputs
+    feed = _detector_feed(src.graph.input[0], inputs, scale)
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -167,7 +169,7 @@ def quantize_detector(fp32_onnx: str | Path, calib: CalibrationSet, out: str | P
         def get_next(self) -> dict[str, np.ndarray] | None:
             if self.i >= len(inputs):
                 return None
-            x = inputs[self.i: self.i + 1].astype(np.float32) * scale  # stored compactly as uint8
+            x = feed(inputs[self.i: self.i + 1])
             self.i += 1
             return {name: x}
 
@@ -186,11 +188,42 @@ def quantize_detector(fp32_onnx: str | Path, calib: CalibrationSet, out: str | P
                             extra_options=dict(TRT_QDQ_OPTIONS))
     m = onnx.load(str(out))
     set_metadata(m, {**{q.key: q.value for q in src.metadata_props}, "mca.precision": "int8",
+                     "mca.fp32_sha256": file_sha256(fp32_onnx),
                      "mca.quantization": json.dumps({"method": method, "per_channel": per_channel,
                                                      "calibration_frames": int(len(inputs)),
                                                      "float_decode_nodes": len(keep_float)})})
     onnx.save(m, str(out))
     return out
+
+
+def file_sha256(path: str | Path) -> str:
+    """The FP32 file's SHA-256, stored in the INT8 file (``mca.fp32_sha256``): a twin left behind by a retrained
+    FP32 model is then recognised as stale (``realtime.models.int8_variant``)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _detector_feed(inp: Any, inputs: np.ndarray, scale: float) -> Any:
+    """How a stored (uint8) detector input becomes what the model takes: YOLO float32 in [0, 1] (``scale`` 1/255),
+    SSD (TF Object Detection API) uint8 as stored.  Checks the stored layout against the model's input shape."""
+    elem = inp.type.tensor_type.elem_type
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
+    if len(dims) == 4 and all(d is not None for d in dims[1:]) and tuple(dims[1:]) != tuple(inputs.shape[1:]):
+        raise CalibrationError(f"the calibration set's detector inputs are {tuple(inputs.shape[1:])} but the model "
+                               f"takes {tuple(dims[1:])}: build the set with this detector (--detector)")
+    if elem == 2:  # onnx.TensorProto.UINT8
+        if scale != 1:
+            raise CalibrationError(f"the detector takes uint8 but the set's inputs were stored for a float model "
+                                   f"(scale {scale}): build the set with this detector")
+        return lambda x: np.ascontiguousarray(x, np.uint8)
+    if elem == 1:  # FLOAT
+        return lambda x: x.astype(np.float32) * np.float32(scale)
+    raise CalibrationError(f"detector input {inp.name!r} has element type {elem}; expected float32 or uint8")
 
 
 def latency_ms(onnx_paths: list[str | Path], batch: int, threads: int | None = None,

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["graph_maps", "static_shape", "constant", "drop_unused"]
+__all__ = ["graph_maps", "static_shape", "constant", "used_names", "drop_unused", "prune_outputs"]
 
 
 def graph_maps(model: Any) -> tuple[dict[str, Any], dict[str, list[Any]]]:
@@ -45,12 +45,67 @@ def constant(model: Any, name: str) -> np.ndarray | None:
     return None
 
 
+def used_names(graph: Any) -> set[str]:
+    """Every tensor name a node of ``graph`` reads, inside subgraphs too (a Loop or If body reads outer
+    initializers by name: a rewrite that drops "unused" initializers must see those reads)."""
+    used: set[str] = set()
+    for n in graph.node:
+        used.update(n.input)
+        for a in n.attribute:
+            if a.type == a.GRAPH:
+                used |= used_names(a.g)
+            elif a.type == a.GRAPHS:
+                for g in a.graphs:
+                    used |= used_names(g)
+    used.update(o.name for o in graph.output)
+    return used
+
+
 def drop_unused(model: Any) -> None:
     """Remove Identity/Constant nodes and initializers nothing reads any more (ONNX Runtime warns about each)."""
-    outputs = {o.name for o in model.graph.output}
-    used = {i for n in model.graph.node for i in n.input} | outputs
+    used = used_names(model.graph)
     for n in [n for n in model.graph.node if n.op_type in ("Identity", "Constant") and n.output[0] not in used]:
         model.graph.node.remove(n)
-    used = {i for n in model.graph.node for i in n.input} | outputs
+    used = used_names(model.graph)
     for t in [t for t in model.graph.initializer if t.name not in used]:
         model.graph.initializer.remove(t)
+
+
+def prune_outputs(model: Any, keep: list[str] | tuple[str, ...]) -> int:
+    """Keep only the graph outputs ``keep`` and the nodes they need, in place; returns the nodes removed.
+
+    Why: ONNX Runtime runs every node of the graph on each call, whatever outputs are
+    fetched, so an output nobody reads still costs its nodes (and its copy) unless it is cut
+    from the graph.  Raises ``ValueError`` for a name that is not an output.
+    """
+    names = [o.name for o in model.graph.output]
+    missing = [k for k in keep if k not in names]
+    if missing:
+        raise ValueError(f"not graph outputs: {missing} (have {names})")
+    outs = [o for o in model.graph.output if o.name in keep]
+    del model.graph.output[:]
+    model.graph.output.extend(outs)
+    need = set(keep)
+    alive = []
+    for n in reversed(list(model.graph.node)):
+        if any(o in need for o in n.output):
+            alive.append(n)
+            need.update(n.input)
+            for a in n.attribute:
+                if a.type == a.GRAPH:
+                    need |= used_names(a.g)
+                elif a.type == a.GRAPHS:
+                    for g in a.graphs:
+                        need |= used_names(g)
+    removed = len(model.graph.node) - len(alive)
+    if removed:
+        alive.reverse()
+        del model.graph.node[:]
+        model.graph.node.extend(alive)
+    used = used_names(model.graph)
+    for t in [t for t in model.graph.initializer if t.name not in used]:
+        model.graph.initializer.remove(t)
+    kept = [v for v in model.graph.value_info if v.name in used]
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(kept)
+    return removed

@@ -25,7 +25,15 @@ from the file: a ReLU output above 127 steps (beyond the calibrated range) satur
 
 Third (:func:`upsample_as_expand`): nearest 2x upsampling as a broadcast copy, which
 ONNX Runtime runs 40x faster on uint8 than its Resize.  TensorRT's Resize is fast, so
-this too stays out of the file.  :func:`prepare_for_cpu` applies all three.
+this too stays out of the file.
+
+Fourth, only on CPUs whose u8 x s8 kernels saturate (:func:`weights_to_7bit`): x86 without
+VNNI multiplies with ``VPMADDUBSW``, which adds two u8 x s8 products into a *saturating*
+int16 (255 x 127 x 2 = 64770 > 32767; ONNX Runtime documents it), so a convolution's sum
+is clipped wherever two large inputs meet two large weights of one sign.  Weights
+requantized to 7 bits (|q| <= 63, scale x max|q| / 63) keep every pair sum in range, so
+the integer kernels compute exactly what the Q/DQ arithmetic says.
+:func:`prepare_for_cpu` applies what the CPU needs (``weight_bits``).
 """
 
 from __future__ import annotations
@@ -35,10 +43,12 @@ from typing import Any
 
 import numpy as np
 
+from engines.graph import used_names
+
 log = logging.getLogger(__name__)
 
 __all__ = ["activations_to_uint8", "int8_activation_nodes", "relu_outputs_to_zero_point_0", "upsample_as_expand",
-           "prepare_for_cpu"]
+           "weights_to_7bit", "prepare_for_cpu"]
 
 _INT8, _UINT8 = 3, 2  # onnx.TensorProto.INT8, UINT8
 
@@ -79,7 +89,7 @@ def activations_to_uint8(model: Any) -> int:
             model.graph.initializer.append(numpy_helper.from_array(np.full(zp.shape, 128, np.uint8), name))
             made[key] = name
         n.input[2] = made[key]
-    used = {i for n in model.graph.node for i in n.input}
+    used = used_names(model.graph)
     dead = [t for t in model.graph.initializer if t.name not in used]
     for t in dead:  # the int8 zero points no node reads any more
         model.graph.initializer.remove(t)
@@ -223,14 +233,86 @@ def upsample_as_expand(model: Any) -> int:
     return len(replace)
 
 
-def prepare_for_cpu(model: Any) -> tuple[int, int]:
-    """All of this module's in-memory rewrites, in order.
+SEVEN_BIT_MAX = 63  # |q| <= 63: a pair of u8 x s8 products is at most 2 x 255 x 64 = 32640 < 32768
 
-    Returns (activation Q/DQ nodes moved to uint8, other rewrites: ReLUs and upsamples);
-    (0, 0) means the model is left as it was.
+
+def weights_to_7bit(model: Any) -> int:
+    """Requantize the int8 weights of (non-depthwise) convolutions and matmuls to 7 bits, in place.
+
+    Each weight ``DequantizeLinear`` (int8 initializer, zero point 0, per channel or per
+    tensor) gets ``q7 = round(q8 * s8 / s7)`` with ``s7 = s8 * max|q8| / 63`` per output
+    channel: the same float range, half the steps.  Depthwise convolutions run through
+    ONNX Runtime's depthwise kernel, which accumulates in int32 (measured exact), so they
+    keep 8 bits.  Returns the number of weight tensors changed.
     """
+    from onnx import helper, numpy_helper
+
+    from engines.graph import graph_maps
+
+    inits = {t.name: t for t in model.graph.initializer}
+    _, consumers = graph_maps(model)
+    changed = 0
+    for n in model.graph.node:
+        if n.op_type != "DequantizeLinear" or n.input[0] not in inits or len(n.input) < 2:
+            continue
+        w = inits[n.input[0]]
+        if w.data_type != _INT8 or n.input[1] not in inits:
+            continue
+        readers = consumers.get(n.output[0], [])
+        if not readers or not all(r.op_type in ("Conv", "MatMul", "Gemm") and list(r.input).index(n.output[0]) == 1
+                                  for r in readers):
+            continue
+        q = numpy_helper.to_array(w).astype(np.int32)
+        if len(n.input) > 2 and n.input[2] in inits and np.any(numpy_helper.to_array(inits[n.input[2]]) != 0):
+            continue  # asymmetric weights: not this file's convention
+        depthwise = False
+        for r in readers:
+            group = next((helper.get_attribute_value(a) for a in r.attribute if a.name == "group"), 1)
+            depthwise |= r.op_type == "Conv" and group > 1 and q.shape[1] == 1
+        if depthwise or q.size == 0 or np.abs(q).max() <= SEVEN_BIT_MAX:
+            continue
+        scale = numpy_helper.to_array(inits[n.input[1]]).astype(np.float64)
+        axis = next((helper.get_attribute_value(a) for a in n.attribute if a.name == "axis"), 1)
+        if scale.ndim == 0:
+            one = float(np.abs(q).max()) / SEVEN_BIT_MAX  # > 1: 7-bit tensors were skipped above
+            q7 = np.clip(np.round(q / one), -SEVEN_BIT_MAX, SEVEN_BIT_MAX)
+            new_scale = np.asarray(scale * one, np.float32)
+        else:
+            ax = axis % q.ndim
+            other = tuple(d for d in range(q.ndim) if d != ax)
+            peak = np.abs(q).max(axis=other).astype(np.float64)
+            ratio = np.maximum(peak, 1.0) / SEVEN_BIT_MAX
+            ratio = np.where(peak > SEVEN_BIT_MAX, ratio, 1.0)  # channels already in 7 bits keep their scale
+            shape = [1] * q.ndim
+            shape[ax] = -1
+            q7 = np.clip(np.round(q / ratio.reshape(shape)), -SEVEN_BIT_MAX, SEVEN_BIT_MAX)
+            new_scale = (scale * ratio).astype(np.float32)
+        base = f"{n.input[0]}_7bit"
+        model.graph.initializer.extend([numpy_helper.from_array(q7.astype(np.int8), base),
+                                        numpy_helper.from_array(new_scale, f"{base}_scale")])
+        n.input[0], n.input[1] = base, f"{base}_scale"
+        changed += 1
+    if changed:
+        used = used_names(model.graph)
+        for t in [t for t in model.graph.initializer if t.name not in used]:
+            model.graph.initializer.remove(t)
+    log.debug("%d weight tensors requantized to 7 bits", changed)
+    return changed
+
+
+def prepare_for_cpu(model: Any, weight_bits: int = 8) -> tuple[int, int]:
+    """All of this module's in-memory rewrites, in order; ``weight_bits=7`` also :func:`weights_to_7bit`
+    (what :func:`engines.cpu.int8_plan` asks for on CPUs whose u8 x s8 kernels saturate).
+
+    Returns (activation Q/DQ nodes moved to uint8, other rewrites: ReLUs, upsamples and
+    7-bit weight tensors); (0, 0) means the model is left as it was.
+    """
+    if weight_bits not in (7, 8):
+        raise ValueError(f"weight_bits must be 7 or 8, got {weight_bits}")
     n = activations_to_uint8(model)
     relus = relu_outputs_to_zero_point_0(model)
     ups = upsample_as_expand(model)
-    log.debug("uint8 activations: %d Q/DQ nodes, %d ReLUs fused, %d upsamples as copies", n, relus, ups)
-    return n, relus + ups
+    w7 = weights_to_7bit(model) if weight_bits == 7 else 0
+    log.debug("uint8 activations: %d Q/DQ nodes, %d ReLUs fused, %d upsamples as copies, %d 7-bit weights",
+              n, relus, ups, w7)
+    return n, relus + ups + w7

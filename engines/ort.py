@@ -75,11 +75,22 @@ class OrtBackend(Backend):
     FP32 file in memory (:mod:`engines.fp16`, needs the ``onnx`` package) — worth
     it on CUDA, not on a CPU; ``int8`` needs a Q/DQ file (``calibration.quantize``)
     and otherwise runs it as it is, with a warning.
+
+    A Q/DQ file on the CPU is rewritten in memory for ONNX Runtime's integer kernels
+    (:func:`engines.int8.prepare_for_cpu`); ``weight_bits`` (7 or 8, default: what
+    :func:`engines.cpu.int8_plan` says this CPU needs) picks 7-bit weights where the CPU's
+    u8 x s8 dot products saturate (x86 without VNNI).  ``self.weight_bits`` says what ran.
+
+    ``outputs`` (names): run only what those outputs need.  ONNX Runtime executes every
+    node whatever is fetched, so the other outputs are cut from the graph in memory
+    (:func:`engines.graph.prune_outputs`; without the ``onnx`` package they are only not
+    fetched).  ``self.pruned_nodes`` says how many nodes that removed.
     """
 
     def __init__(self, path: str | os.PathLike, device: str | None = None, threads: int | None = None,
                  providers: list[str] | None = None, optimization: str = "all", precision: str | None = None,
-                 io_binding: bool | None = None, uint8_activations: bool = True) -> None:
+                 io_binding: bool | None = None, uint8_activations: bool = True,
+                 weight_bits: int | None = None, outputs: list[str] | tuple[str, ...] | None = None) -> None:
         import onnxruntime as ort
 
         p = _check_file(path)
@@ -132,13 +143,29 @@ class OrtBackend(Backend):
         used = self.session.get_providers()
         dev = "cuda" if used and used[0] == "CUDAExecutionProvider" else "cpu"
         self.int8_rewritten = 0
+        self.weight_bits: int | None = None  # 7 or 8 when the INT8 file runs on the CPU's integer kernels
+        self.pruned_nodes = 0
+        self._proto: Any = None  # the in-memory model when a rewrite made one
+        self._fetch_only: list[str] | None = None
         if dev == "cpu" and meta.get("mca.precision") == "int8" and uint8_activations and precision != "fp16" \
                 and not half_qdq:
-            self._use_uint8_activations(p, so, providers)
+            if weight_bits is None:
+                from engines.cpu import int8_plan
+
+                weight_bits = int8_plan().weight_bits
+            self._use_uint8_activations(p, so, providers, weight_bits)
+        have = [o.name for o in self.session.get_outputs()]
+        if outputs is not None:
+            wrong = [o for o in outputs if o not in have]
+            if wrong or not outputs:
+                raise ModelError(f"{p.name}: no output(s) {wrong or '(none asked)'}; it has {have}")
+            if list(outputs) != have:
+                self._keep_outputs(p, so, provider_list, source, list(outputs))
         super().__init__(
             path=str(p),
             inputs=[self._spec(i) for i in self.session.get_inputs()],
-            outputs=[self._spec(o) for o in self.session.get_outputs()],
+            outputs=[self._spec(o) for o in self.session.get_outputs()
+                     if self._fetch_only is None or o.name in self._fetch_only],
             metadata=meta,
             precision=meta.get("mca.precision", "fp32"),
             device=dev,
@@ -156,7 +183,7 @@ class OrtBackend(Backend):
         log.debug("ORT session %s on %s, %d threads, io_binding=%s", p.name, used, so.intra_op_num_threads,
                   self.io_binding)
 
-    def _use_uint8_activations(self, p: Path, so: Any, providers: list[str]) -> None:
+    def _use_uint8_activations(self, p: Path, so: Any, providers: list[str], weight_bits: int) -> None:
         """The symmetric INT8 file with uint8 activations in memory: ONNX Runtime's CPU kernels fuse
         only those into integer convolutions (:mod:`engines.int8`); the scales are unchanged."""
         try:
@@ -170,11 +197,32 @@ class OrtBackend(Backend):
         import onnxruntime as ort
 
         m = onnx.load(str(p))
-        n, other = prepare_for_cpu(m)
+        n, other = prepare_for_cpu(m, weight_bits)
         if n or other:
             self.session = ort.InferenceSession(m.SerializeToString(), so, providers=providers)
+            self._proto = m
             self.int8_rewritten = n
-            log.debug("%s: %d activation Q/DQ nodes run as uint8", p.name, n)
+            self.weight_bits = weight_bits
+            log.debug("%s: %d activation Q/DQ nodes run as uint8, %d-bit weights", p.name, n, weight_bits)
+
+    def _keep_outputs(self, p: Path, so: Any, providers: list[Any], source: str | bytes, keep: list[str]) -> None:
+        """A session with only the ``keep`` outputs and the nodes they need (or, without onnx, fetch only those)."""
+        import onnxruntime as ort
+
+        try:
+            import onnx
+
+            from engines.graph import prune_outputs
+        except ImportError:
+            log.debug("%s: no 'onnx' package: the unused outputs are computed but not fetched", p.name)
+            self._fetch_only = keep
+            return
+        m = self._proto if self._proto is not None else (
+            onnx.load_from_string(source) if isinstance(source, bytes) else onnx.load(str(p)))
+        self.pruned_nodes = prune_outputs(m, keep)
+        self.session = ort.InferenceSession(m.SerializeToString(), so, providers=providers)
+        self._proto = m
+        log.debug("%s: outputs %s only (%d nodes cut)", p.name, keep, self.pruned_nodes)
 
     @staticmethod
     def _fp16_bytes(p: Path) -> bytes:

@@ -62,9 +62,10 @@ def _heldout(joint_set: str, input_size: int, heatmap_size: int, n: int, seed: i
 def evaluate_synthetic(run: Callable[[np.ndarray], np.ndarray], joint_set: str, input_size: int, heatmap_size: int,
                        flip_index: tuple[int, ...], n: int = 1000, seed: int = TEST_SEED, flip: bool = False,
                        batch: int = 32) -> dict[str, float]:
-    """PCK@0.2 / PCKh@0.5 of ``run`` (uint8 NHWC BGR crops -> heatmaps) on held-out synthetic people."""
+    """PCK@0.2 / PCKh@0.5 of ``run`` (uint8 NHWC BGR crops -> heatmaps) on held-out synthetic people,
+    with per-joint PCK, side swaps and left/right heatmap correlation (:func:`mca.metrics.side_summary`)."""
     from mca import heatmaps as H
-    from mca.metrics import head_size, pck, torso_size
+    from mca.metrics import head_size, label_heatmaps, pck, side_summary, torso_size
 
     crops, mats, gt, vis = _heldout(joint_set, input_size, heatmap_size, n, seed)
     hms = []
@@ -79,6 +80,8 @@ def evaluate_synthetic(run: Callable[[np.ndarray], np.ndarray], joint_set: str, 
         out["pckh@0.5"] = pck(pred, gt, vis, head_size(gt, joint_set), 0.5).total
     err = np.linalg.norm(pred - gt, axis=-1)[vis]
     out["median error px"] = float(np.median(err))
+    out |= side_summary(pred, gt, vis, np.concatenate(hms), joint_set, torso_size(gt, joint_set), 0.2,
+                        label_heatmaps(gt, vis, mats, input_size, heatmap_size))  # what the total hides
     return out
 
 

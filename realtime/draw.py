@@ -15,10 +15,11 @@ log = logging.getLogger(__name__)
 __all__ = ["Renderer", "track_color", "ATTENTION_MODES", "KPT_THR"]
 
 ATTENTION_MODES = ("holistic", "parts")
-# Joints (and limbs to them) under this confidence are not drawn.  Provisional: Otsu's threshold of the bundled
-# mca_tiny_real's joint scores over the seven shared photos is 0.44 (tools/kpt_threshold.py); rounded down to
-# 0.4, it still hides every invented leg of the upper-body shot (its leg joints score 0.28-0.38).
-KPT_THR = 0.4
+# Joints (and limbs to them) under this confidence are not drawn.  From data: against the teacher the bundled
+# mca_tiny_real was not trained on (BlazePose, held-out real people), "drawn exactly when right" peaks at 0.65
+# (0.796; MoveNet 0.816 there, best 0.817 at 0.60; synthetic best at 0.70): tools/kpt_threshold.py,
+# docs/training/mca_tiny_real_kpt_threshold.json.
+KPT_THR = 0.65
 _OUTLINE = (0, 0, 0)
 
 

@@ -26,7 +26,7 @@ from engines.base import Backend, ModelError, TensorSpec
 log = logging.getLogger(__name__)
 
 __all__ = ["Backend", "ModelError", "TensorSpec", "BundledModel", "BUNDLED", "MODELS_DIR", "bundled_path",
-           "resolve_model", "load_model", "submit"]
+           "resolve_model", "load_model", "int8_variant", "precision_note", "submit"]
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
@@ -48,11 +48,13 @@ class BundledModel:
 BUNDLED: dict[str, BundledModel] = {
     "mca_tiny_synth": BundledModel(
         "pose", "pose_mca_tiny_synth.onnx", "scripts/train_demo_pose.sh",
-        "mca_tiny (MPII-16 joints) trained on the synthetic people; has attention outputs"),
+        "mca_tiny (MPII-16 joints) trained on the synthetic people, then on synthetic people with front/back cues "
+        "(left/right learnt); has attention outputs"),
     "mca_tiny_real": BundledModel(
         "pose", "pose_mca_tiny_real.onnx",
-        "tools/pseudo_label.py, tools/finetune_real.py, then python -m engines.export --attention",
-        "mca_tiny_synth fine-tuned on synthetic + MoveNet-thunder pseudo-labelled real crops; has attention outputs"),
+        "scripts/train_real_pose.sh (teachers, tools/pseudo_label.py, scripts/train_pose.py, engines.export)",
+        "mca_tiny trained on synthetic people with front/back cues (left/right learnt), then on synthetic + "
+        "MoveNet-thunder pseudo-labelled real crops, then also on realistic mesh people (anny); has attention outputs"),
     "yolo_synth": BundledModel(
         "detector", "person_yolo_synth.onnx",
         "scripts/train_demo_detector.py (needs the 'yolo' extra)",
@@ -110,11 +112,107 @@ def resolve_model(spec: str | os.PathLike | None, role: str, demo: bool = False)
     return b.path
 
 
+def int8_variant(path: str | os.PathLike) -> Path | None:
+    """The INT8 (Q/DQ) file made from the FP32 ``path``: ``NAME.int8.onnx`` beside it, if there is one and it was
+    made from this very file (its ``mca.fp32_sha256``; a twin of an older, retrained model is skipped with a warning).
+    """
+    p = Path(path)
+    if p.suffix.lower() != ".onnx" or p.name.endswith(".int8.onnx"):
+        return None
+    q = p.with_name(p.name[:-len(".onnx")] + ".int8.onnx")
+    if not q.is_file():
+        return None
+    try:
+        import onnx
+    except ImportError:  # pragma: no cover - onnx is what makes INT8 fast on the CPU anyway
+        return q
+    want = {m.key: m.value for m in onnx.load(str(q), load_external_data=False).metadata_props}.get("mca.fp32_sha256")
+    if want is None:
+        log.warning("%s has no mca.fp32_sha256 (made by an older calibration.quantize); running FP32", q.name)
+        return None
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    if h.hexdigest() != want:
+        log.warning("%s was made from another %s (retrained since?); running FP32 (remake it with "
+                    "python -m calibration.quantize)", q.name, p.name)
+        return None
+    return q
+
+
+def _on_cpu_ort(backend: str, device: str | None) -> bool:
+    if backend == "trt" or device == "cuda":
+        return False
+    if backend == "auto" and _engines.tensorrt_available():
+        return False  # TensorRT builds its own INT8 engine from the Q/DQ file
+    try:
+        import onnxruntime as ort
+
+        return device == "cpu" or "CUDAExecutionProvider" not in ort.get_available_providers()
+    except ImportError:  # pragma: no cover - ONNX Runtime is a runtime dependency
+        return False
+
+
 def load_model(path: str | os.PathLike, backend: str = "auto", precision: str | None = None,
-               device: str | None = None, threads: int | None = None) -> Backend:
-    """Load a model file on the best (or the named) backend (``engines.load``)."""
+               device: str | None = None, threads: int | None = None, int8: str | None = None,
+               outputs: list[str] | None = None) -> Backend:
+    """Load a model file on the best (or the named) backend (``engines.load``).
+
+    On ONNX Runtime's CPU provider, INT8 is decided per CPU (:func:`engines.cpu.int8_plan`;
+    ``int8`` = ``auto``/``on``/``off`` overrides it, as ``MCA_INT8`` does): where the plan
+    says INT8 and an FP32 file has its ``NAME.int8.onnx`` beside it, that file runs, with
+    the weight width the CPU needs.  ``precision_note(backend)`` then says what ran and why.
+    A file given as INT8 runs as INT8 whatever the plan (the user chose it).
+
+    ``outputs``: on ONNX Runtime, run only the graph those outputs need (the pipeline asks
+    for ``heatmaps`` alone unless attention maps are drawn); TensorRT engines keep theirs.
+    """
     opts: dict[str, Any] = {"threads": threads} if threads and backend != "trt" else {}
-    return _engines.load(path, backend=backend, precision=precision, device=device, **opts)
+    if outputs is not None and backend != "trt":
+        opts["outputs"] = list(outputs)
+    p = Path(path)
+    plan = None
+    swapped = False
+    if precision is None and p.suffix.lower() == ".onnx" and _on_cpu_ort(backend, device):
+        from engines.cpu import int8_plan
+
+        try:
+            plan = int8_plan(mode=int8)
+        except ValueError as e:
+            raise ModelError(str(e)) from None
+        opts["weight_bits"] = plan.weight_bits
+        q = int8_variant(p) if plan.int8 else None
+        if q is not None:
+            p, swapped = q, True
+    try:
+        m = _engines.load(p, backend=backend, precision=precision, device=device, **opts)
+    except ModelError as e:
+        if "outputs" not in opts or "no output(s)" not in str(e):
+            raise
+        # not the model the caller expects (e.g. a detector given as --pose): load it whole, so that the
+        # caller's own check says what it is
+        opts.pop("outputs")
+        m = _engines.load(p, backend=backend, precision=precision, device=device, **opts)
+    if plan is not None:
+        bits = getattr(m, "weight_bits", None)
+        if bits:
+            why = plan.reason if swapped else f"an INT8 file was given ({plan.cpu})"
+            note = f"INT8 ({bits}-bit weights): {why}"
+        elif plan.int8:
+            note = f"FP32: no usable {p.stem}.int8.onnx beside {p.name} (scripts/make_int8_models.sh or " \
+                   "python -m calibration.quantize makes one)"
+        else:
+            note = plan.describe()
+        m.precision_note = note  # type: ignore[attr-defined]
+    return m
+
+
+def precision_note(backend: Backend) -> str:
+    """What :func:`load_model` chose for ``backend`` and why (empty when it made no choice, e.g. TensorRT)."""
+    return str(getattr(backend, "precision_note", ""))
 
 
 class _Done:

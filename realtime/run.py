@@ -110,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--precision", choices=["fp32", "fp16", "int8"],
                    help="TensorRT engine precision when building from ONNX (default fp16; int8 needs a Q/DQ model "
                         "from python -m calibration.quantize)")
+    m.add_argument("--int8", choices=["auto", "on", "off"],
+                   help="INT8 on ONNX Runtime's CPU provider: auto (default; or the MCA_INT8 environment variable) "
+                        "decides from this CPU's integer kernels (VNNI or ARM dot product: on; AVX2 without VNNI: "
+                        "off, measured no faster), on runs a model's NAME.int8.onnx where one lies beside it, off "
+                        "(FP32) never does; the summary says what ran and why")
     m.add_argument("--device", help="ONNX Runtime device: cpu or cuda (default: cuda where onnxruntime-gpu has it)")
     m.add_argument("--threads", type=int,
                    help="ONNX Runtime threads per model (default: half the physical cores, at least 1: the other "
@@ -204,7 +209,9 @@ def default_threads() -> int:
 
     Decode/render and draw/encode run in their own threads beside inference; giving
     ONNX Runtime every core makes them fight (on 2 cores, 1 thread per model was
-    about 1.4x faster end to end than 2).
+    about 1.4x faster end to end than 2; ``python -m realtime.bench.layout`` measures the
+    detector x pose thread table on real footage: docs/benchmarks_layout.md, where 1 + 1
+    was again the fastest).
     """
     try:
         import psutil
@@ -222,7 +229,10 @@ def _load(spec: str | None, role: str, demo: bool, args: argparse.Namespace):  #
         raise UserError(f"--{role} {spec} is a directory; give a model file (.onnx, or a TensorRT .engine)")
     try:
         path = resolve_model(spec, role, demo)
-        opts = dict(backend=args.backend, device=args.device, threads=args.threads or default_threads())
+        # the pose model's attention outputs are computed only when they are drawn
+        outputs = ["heatmaps"] if role == "pose" and not args.show_attention and path.suffix == ".onnx" else None
+        opts = dict(backend=args.backend, device=args.device, threads=args.threads or default_threads(),
+                    int8=args.int8, outputs=outputs)
         try:
             backend = load_model(path, precision=args.precision, **opts)
         except ModelError as e:
@@ -343,6 +353,14 @@ def run(args: argparse.Namespace) -> int:
     summary.interrupted = summary.interrupted or interrupted.is_set()
     if not args.quiet:
         print(summary.text())
+        from realtime.models import precision_note
+
+        notes = {role: precision_note(b) for role, b in (("pose", pose_backend), ("detector", det_backend))
+                 if b is not None and precision_note(b)}
+        if len(notes) == 2 and len(set(notes.values())) == 1:
+            notes = {"pose and detector": notes["pose"]}
+        if notes:
+            print("precision: " + "; ".join(f"{k} {v}" for k, v in notes.items()))
         for label, path in (("video", args.output), ("json", args.json), ("jsonl", args.jsonl)):
             if path:
                 print(f"{label}: {path}")

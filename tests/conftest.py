@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """CPU tests run on ONNX Runtime even where TensorRT and a GPU exist (``auto`` would build engines); the GPU
+    tests (``-m gpu``) name their backend and leave ``auto`` alone."""
+    if "gpu" not in (config.option.markexpr or ""):
+        os.environ.setdefault("MCA_POSE_BACKEND", "ort")
+
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+# The bundled models have INT8 twins that engines.cpu.int8_plan picks on VNNI / ARM-dot CPUs: tests that compare a
+# bundled model's numbers run FP32 on every CPU unless they ask (tests/realtime/test_int8_choice.py clears this).
+os.environ.setdefault("MCA_INT8", "off")
 
 
 def load_tool(name: str):  # noqa: ANN201 - a module loaded from tools/ (scripts, not a package)

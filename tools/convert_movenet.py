@@ -186,6 +186,31 @@ def read_tfjs_weights(model: dict, folder: Path) -> dict[str, np.ndarray]:
     return weights
 
 
+def split_fused_depthwise(node: dict) -> list[dict]:
+    """TF.js's ``FusedDepthwiseConv2dNative`` as ``DepthwiseConv2dNative`` -> ``BiasAdd`` [-> activation].
+
+    TensorFlow's own ``_FusedDepthwiseConv2dNative`` is an internal op that stock CPU builds (2.21) cannot
+    run when imported from a GraphDef ("Missing 0-th output"); the unfused ops compute the same.  The last
+    node keeps the original name, so consumers are unchanged."""
+    import base64
+
+    attr = node.get("attr", {})
+    fused = [base64.b64decode(v).decode() for v in attr.get("fused_ops", {}).get("list", {}).get("s", [])]
+    if not fused or fused[0] != "BiasAdd" or len(fused) > 2 or (len(fused) == 2 and fused[1] not in ("Relu", "Relu6")):
+        raise ValueError(f"{node['name']}: unsupported fused depthwise ops {fused}")
+    name, (x, w, b) = node["name"], node["input"][:3]
+    keep = {k: attr[k] for k in ("strides", "dilations", "data_format", "padding", "T") if k in attr}
+    dw = {"name": f"{name}/unfused_dw", "op": "DepthwiseConv2dNative", "input": [x, w], "attr": keep}
+    bias_attr = {k: attr[k] for k in ("data_format", "T") if k in attr}
+    last_is_bias = len(fused) == 1
+    bias = {"name": name if last_is_bias else f"{name}/unfused_bias", "op": "BiasAdd",
+            "input": [dw["name"], b], "attr": bias_attr}
+    out = [dw, bias]
+    if not last_is_bias:
+        out.append({"name": name, "op": fused[1], "input": [bias["name"]], "attr": {"T": attr.get("T", {"type": "DT_FLOAT"})}})
+    return out
+
+
 def tf_graph_from_tfjs(pj: Path):  # -> tf.Graph
     """Rebuild the TF graph a TF.js model.json describes (topology JSON + weights) to run it in TensorFlow."""
     import tensorflow as tf
@@ -196,9 +221,9 @@ def tf_graph_from_tfjs(pj: Path):  # -> tf.Graph
     nodes = []
     for node in topology["node"]:
         node = copy.deepcopy(node)
-        if node["op"] == "FusedDepthwiseConv2dNative":  # a TF.js name for TF's internal fused op
-            node["op"] = "_FusedDepthwiseConv2dNative"
-            node.get("attr", {}).pop("explicit_paddings", None)
+        if node["op"] == "FusedDepthwiseConv2dNative":  # a TF.js-only fusion: run it as the plain ops it fuses
+            nodes += split_fused_depthwise(node)
+            continue
         nodes.append(node)
     gd = json_format.ParseDict({"node": nodes, "versions": topology.get("versions", {})},
                                tf.compat.v1.GraphDef(), ignore_unknown_fields=True)

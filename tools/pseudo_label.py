@@ -1,4 +1,4 @@
-"""Pseudo-label real people with a teacher: SSDLite finds them, MoveNet thunder labels them, mapped to MPII-16.
+"""Pseudo-label real people with two teachers: SSDLite finds them, MoveNet thunder and BlazePose heavy label them.
 
 Frames are spread through vtest.avi (never consecutive); the contiguous last quarter of the video (after a
 gap) and the last two shared photos (sorted by name) are held out for evaluation, the rest is for training.
@@ -7,9 +7,20 @@ rotation) with the teacher's COCO-17 keypoints mapped to MPII-16 (see ``mca.data
 mapping; ``head_top`` is never labelled) and keypoints scoring >= ``--min-score`` kept as visible.
 Output (git-ignored): ``data/pseudo/{train,test}.npz`` and ``manifest.json``.
 
-Needs the converted teacher (``python tools/convert_movenet.py -o peers/``) and the project's runtime::
+The second, independent teacher is BlazePose heavy (``mediapipe`` 0.10.21, model_complexity 2, static images)
+run in its own interpreter (``--blazepose-python``, see ``tools/setup_blazepose.py``) on the same patches; its
+BlazePose-33 landmarks are mapped to COCO-17 and then to MPII-16 the same way, a landmark with visibility >=
+``--blazepose-min-score`` counting as labelled.  A BlazePose person whose labelled landmarks' median lies
+outside the SSDLite box (it picked a neighbour in a crowd) is dropped for that teacher.  Both teachers' labels
+are stored side by side (``load_split(path, teacher="blazepose_heavy")`` makes BlazePose the primary one).
 
-    python tools/pseudo_label.py --out data/pseudo
+Extra photos (``--extra-train``, ``--extra-test``; default the ones ``tools/real_photos.py`` copies out of
+Debian's ``opencv-doc`` and PyPI's ``scikit-image``, when present) join the training or held-out split.
+
+Needs the converted teacher (``python tools/convert_movenet.py -o peers/``), the project's runtime and, for
+the second teacher, a mediapipe interpreter::
+
+    python tools/pseudo_label.py --out data/pseudo --blazepose-python .venv-mp/bin/python
 """
 
 from __future__ import annotations
@@ -29,13 +40,62 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: the checkout's p
     sys.path.insert(0, str(ROOT))
 
 from mca import heatmaps as H  # noqa: E402
-from mca.data.pseudo_labels import (CONTEXT, COCO_TO_MPII, UPPER_NECK_FRACTION, PseudoLabels, coco_to_mpii,  # noqa: E402
-                                    save_split, split_frames)
+from mca.data.pseudo_labels import (CONTEXT, COCO_TO_MPII, UPPER_NECK_FRACTION, PseudoLabels,  # noqa: E402
+                                    blazepose_to_coco, coco_to_mpii, save_split, split_frames)
 from realtime.types import Detections  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 SHARED = Path(os.environ.get("MCA_SHARED", ROOT.parent / "shared")) / "data"
+EXTRA = ROOT / "data" / "real-extra"  # tools/real_photos.py
+EXTRA_TRAIN = ("basketball1.png", "basketball2.png", "camera.png")
+EXTRA_TEST = ("astronaut.png",)
+
+# Runs in the mediapipe interpreter: patches (.npy, N x S x S x 3 BGR) -> landmarks (.npy, N x 33 x 4, NaN if none).
+_BLAZEPOSE_SCRIPT = r"""
+import sys
+import numpy as np
+import cv2
+import mediapipe as mp
+src, dst, complexity = sys.argv[1], sys.argv[2], int(sys.argv[3])
+patches = np.load(src)
+out = np.full((len(patches), 33, 4), np.nan, np.float32)
+with mp.solutions.pose.Pose(static_image_mode=True, model_complexity=complexity, min_detection_confidence=0.3) as pose:
+    for i, img in enumerate(patches):
+        h, w = img.shape[:2]
+        r = pose.process(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        if r.pose_landmarks is not None:
+            out[i] = [[p.x * w - 0.5, p.y * h - 0.5, p.z * w, p.visibility] for p in r.pose_landmarks.landmark]
+np.save(dst, out)
+print(mp.__version__)
+"""
+
+
+def blazepose_labels(python: str, patches: np.ndarray, boxes: np.ndarray, min_score: float, complexity: int = 2
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """BlazePose on every patch (patch pixels): MPII joints, visibility, raw COCO-17 output and mediapipe's version."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="blazepose-") as tmp:
+        src, dst = Path(tmp) / "patches.npy", Path(tmp) / "landmarks.npy"
+        np.save(src, patches)
+        r = subprocess.run([python, "-c", _BLAZEPOSE_SCRIPT, str(src), str(dst), str(complexity)],
+                           capture_output=True, text=True)
+        if r.returncode != 0 or not dst.is_file():
+            raise RuntimeError(f"BlazePose failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+        lm = np.load(dst)
+    kps, sc = blazepose_to_coco(lm)
+    for i, b in enumerate(boxes):  # a BlazePose person outside the box is a neighbour: not this teacher's label
+        ok = sc[i] >= min_score
+        if ok.sum() < 3:
+            continue
+        mx, my = np.median(kps[i][ok], axis=0)
+        if not (b[0] <= mx <= b[2] and b[1] <= my <= b[3]):
+            sc[i] = 0.0
+    joints, vis = coco_to_mpii(kps, sc, min_score)
+    return joints.astype(np.float32), vis, np.concatenate([kps, sc[..., None]], -1).astype(np.float32), \
+        r.stdout.strip().splitlines()[-1]
 
 
 def label_people(image: np.ndarray, detector, teacher, source: str, args: argparse.Namespace) -> list[dict]:  # noqa: ANN001
@@ -87,7 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-score", type=float, default=0.3, help="teacher score for a keypoint to count as visible")
     p.add_argument("--min-joints", type=int, default=8, help="visible MPII joints for a person to be kept")
     p.add_argument("--min-height", type=float, default=40.0, help="smallest person box height (pixels)")
-    p.add_argument("--patch", type=int, default=192, help="stored patch size (pixels)")
+    p.add_argument("--patch", type=int, default=256, help="stored patch size (pixels)")
+    p.add_argument("--extra-train", type=Path, nargs="*", default=None,
+                   help="more training photos (default: tools/real_photos.py's basketball1/2 and camera, if there)")
+    p.add_argument("--extra-test", type=Path, nargs="*", default=None,
+                   help="more held-out photos (default: tools/real_photos.py's astronaut, if there)")
+    p.add_argument("--blazepose-python", help="an interpreter with mediapipe: label with BlazePose heavy as well")
+    p.add_argument("--blazepose-min-score", type=float, default=0.5, help="BlazePose visibility that counts")
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per model")
     p.add_argument("--out", type=Path, default=ROOT / "data" / "pseudo", help="output folder (git-ignored)")
     args = p.parse_args(argv)
@@ -124,15 +190,28 @@ def main(argv: list[str] | None = None) -> int:
         i += 1
     cap.release()
     n_test_photos = min(args.test_photos, len(photos))
-    for k, photo in enumerate(photos):
+    extra_train = [p for p in (args.extra_train if args.extra_train is not None else
+                               [EXTRA / n for n in EXTRA_TRAIN if (EXTRA / n).is_file()])]
+    extra_test = [p for p in (args.extra_test if args.extra_test is not None else
+                              [EXTRA / n for n in EXTRA_TEST if (EXTRA / n).is_file()])]
+    todo = [(ph, "test" if k >= len(photos) - n_test_photos else "train") for k, ph in enumerate(photos)]
+    todo += [(ph, "train") for ph in extra_train] + [(ph, "test") for ph in extra_test]
+    for photo, split in todo:
         img = cv2.imread(str(photo))
         if img is None:
             print(f"error: cannot read {photo}", file=sys.stderr)
             return 2
-        split = "test" if k >= len(photos) - n_test_photos else "train"
         records[split] += label_people(img, detector, teacher, photo.name, args)
     try:
         splits = {s: _stack(r) for s, r in records.items()}
+        mp_version = None
+        if args.blazepose_python:
+            for s, lb in list(splits.items()):
+                j2, v2, t2, mp_version = blazepose_labels(args.blazepose_python, lb.images, lb.boxes,
+                                                          args.blazepose_min_score)
+                splits[s] = PseudoLabels(lb.images, lb.joints, lb.visible, lb.boxes, lb.teacher, lb.sources, j2, v2, t2,
+                                         ("movenet_thunder", "blazepose_heavy"))
+                log.info("%s: BlazePose labels %d of %d people", s, int((v2.sum(1) >= args.min_joints).sum()), len(lb))
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -151,6 +230,14 @@ def main(argv: list[str] | None = None) -> int:
         "mapping": {"copied": COCO_TO_MPII, "pelvis": "mid hips", "thorax": "mid shoulders",
                     "upper_neck": f"mid shoulders + {UPPER_NECK_FRACTION} x (nose - mid shoulders)",
                     "head_top": "not mapped (always invisible, weight 0)"},
+        "second_teacher": (None if not args.blazepose_python else
+                           {"model": "BlazePose heavy (mediapipe.solutions.pose, model_complexity=2, static images)",
+                            "mediapipe": mp_version, "licence": "Apache-2.0 (mediapipe; models from npm @mediapipe/pose)",
+                            "min_score": args.blazepose_min_score,
+                            "labelled_people": {s: int((lb.alt_visible.sum(1) >= args.min_joints).sum())
+                                                for s, lb in splits.items()}}),
+        "extra_photos": {"train": [p.name for p in extra_train], "test": [p.name for p in extra_test],
+                         "provenance": "tools/real_photos.py (Debian opencv-doc; PyPI scikit-image)"},
         "min_score": args.min_score, "min_joints": args.min_joints, "min_height": args.min_height,
         "patch": args.patch, "context": CONTEXT,
         "counts": {s: len(lb) for s, lb in splits.items()},

@@ -42,8 +42,9 @@ from mca.joints import COCO17, MPII16
 
 log = logging.getLogger(__name__)
 
-__all__ = ["COCO_TO_MPII", "UPPER_NECK_FRACTION", "coco_to_mpii", "spread_indices", "split_frames", "context_patch",
-           "PseudoLabels", "save_split", "load_split", "teacher_agreement", "PseudoLabelDataset"]
+__all__ = ["COCO_TO_MPII", "UPPER_NECK_FRACTION", "BLAZEPOSE_TO_COCO", "coco_to_mpii", "blazepose_to_coco",
+           "spread_indices", "split_frames", "context_patch", "PseudoLabels", "save_split", "load_split",
+           "teacher_agreement", "PseudoLabelDataset"]
 
 # MPII joint -> the COCO joint it copies (the derived and unmapped ones are handled in coco_to_mpii)
 COCO_TO_MPII: dict[str, str] = {
@@ -53,6 +54,9 @@ COCO_TO_MPII: dict[str, str] = {
 }
 UPPER_NECK_FRACTION = 0.5  # of the way from the shoulders' midpoint to the nose
 DEFAULT_MIN_SCORE = 0.3
+# BlazePose-33 landmark index of each COCO-17 keypoint (nose, eyes, ears, shoulders, elbows, wrists, hips, knees,
+# ankles); both name sides from the person's own view, as MoveNet and MPII do.
+BLAZEPOSE_TO_COCO = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
 CONTEXT = 1.6  # a stored patch is the person box grown (square) by this much: room for scale/rotation jitter
 
 
@@ -81,6 +85,18 @@ def coco_to_mpii(kps: np.ndarray, scores: np.ndarray, min_score: float = DEFAULT
     joints[..., MPII16.index("head_top"), :] = joints[..., MPII16.index("upper_neck"), :]  # a placeholder, never visible
     vis[..., MPII16.index("head_top")] = False
     return joints.astype(np.float32), vis
+
+
+def blazepose_to_coco(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """BlazePose-33 landmarks (..., 33, >=3: x, y, [z,] visibility last) -> COCO-17 keypoints (..., 17, 2) and
+    scores (..., 17) (BlazePose's visibility).  A person BlazePose did not find is NaN: scores 0."""
+    lm = np.asarray(landmarks, np.float64)
+    if lm.shape[-2] != 33 or lm.shape[-1] < 3:
+        raise ValueError(f"need BlazePose landmarks (..., 33, >=3), got {lm.shape}")
+    sel = lm[..., list(BLAZEPOSE_TO_COCO), :]
+    kps, sc = sel[..., :2], sel[..., -1]
+    bad = ~np.isfinite(kps).all(-1) | ~np.isfinite(sc)
+    return np.where(bad[..., None], 0.0, kps), np.where(bad, 0.0, sc)
 
 
 def spread_indices(n_frames: int, count: int, lo: int = 0, hi: int | None = None) -> np.ndarray:
@@ -114,7 +130,11 @@ def context_patch(image: np.ndarray, box_xyxy: np.ndarray, size: int, context: f
 class PseudoLabels:
     """One split: patches (N, S, S, 3) uint8 BGR, MPII joints (N, 16, 2) and boxes (N, 4) in patch pixels,
     visibility (N, 16), the teacher's raw COCO output (N, 17, 3: x, y in patch pixels, score), and where
-    each came from."""
+    each came from.
+
+    A second, independent teacher's labels of the same people may ride along (``alt_*``, same shapes);
+    ``teacher_names`` names the primary teacher first.  :meth:`swapped` makes the second one primary, so a
+    model can be trained on one teacher and measured against the other."""
 
     images: np.ndarray
     joints: np.ndarray
@@ -122,6 +142,10 @@ class PseudoLabels:
     boxes: np.ndarray
     teacher: np.ndarray
     sources: list[str]
+    alt_joints: np.ndarray | None = None
+    alt_visible: np.ndarray | None = None
+    alt_teacher: np.ndarray | None = None
+    teacher_names: tuple[str, ...] = ("movenet_thunder",)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -130,22 +154,56 @@ class PseudoLabels:
         n = len(self.images)
         if not (len(self.joints) == len(self.visible) == len(self.boxes) == len(self.teacher) == len(self.sources) == n):
             raise ValueError("pseudo-label arrays differ in length")
+        alt = (self.alt_joints, self.alt_visible, self.alt_teacher)
+        if any(a is not None for a in alt):
+            if any(a is None or len(a) != n for a in alt) or len(self.teacher_names) != 2:
+                raise ValueError("a second teacher needs joints, visibility and raw output for every person, and "
+                                 "two teacher names")
+
+    def swapped(self) -> "PseudoLabels":
+        """The same people with the second teacher's labels as the primary ones."""
+        if self.alt_joints is None:
+            raise ValueError("these pseudo-labels have a single teacher")
+        return PseudoLabels(self.images, self.alt_joints, self.alt_visible, self.boxes, self.alt_teacher, self.sources,
+                            self.joints, self.visible, self.teacher, self.teacher_names[::-1])
+
+    def subset(self, keep: np.ndarray) -> "PseudoLabels":
+        """The people where ``keep`` (bool or indices) is set."""
+        idx = np.flatnonzero(keep) if np.asarray(keep).dtype == bool else np.asarray(keep)
+        pick = lambda a: None if a is None else a[idx]  # noqa: E731
+        return PseudoLabels(self.images[idx], self.joints[idx], self.visible[idx], self.boxes[idx], self.teacher[idx],
+                            [self.sources[i] for i in idx], pick(self.alt_joints), pick(self.alt_visible),
+                            pick(self.alt_teacher), self.teacher_names)
 
 
 def save_split(path: Path, labels: PseudoLabels) -> None:
     """Write one split as a compressed ``.npz``."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    extra = {}
+    if labels.alt_joints is not None:
+        extra = dict(alt_joints=labels.alt_joints, alt_visible=labels.alt_visible, alt_teacher=labels.alt_teacher)
     np.savez_compressed(path, images=labels.images, joints=labels.joints, visible=labels.visible,
-                        boxes=labels.boxes, teacher=labels.teacher, sources=np.array(labels.sources))
+                        boxes=labels.boxes, teacher=labels.teacher, sources=np.array(labels.sources),
+                        teacher_names=np.array(labels.teacher_names), **extra)
 
 
-def load_split(path: Path) -> PseudoLabels:
-    """Read a split written by :func:`save_split`."""
+def load_split(path: Path, teacher: str | None = None) -> PseudoLabels:
+    """Read a split written by :func:`save_split`; ``teacher`` picks whose labels are primary (default: the
+    file's first teacher)."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"pseudo-label file {path} not found (make it with tools/pseudo_label.py)")
-    with np.load(path) as z:
-        return PseudoLabels(z["images"], z["joints"], z["visible"].astype(bool), z["boxes"], z["teacher"],
-                            [str(s) for s in z["sources"]])
+    with np.load(path, allow_pickle=False) as z:
+        names = tuple(str(s) for s in z["teacher_names"]) if "teacher_names" in z else ("movenet_thunder",)
+        alt = {k: z[k] for k in ("alt_joints", "alt_visible", "alt_teacher") if k in z}
+        if "alt_visible" in alt:
+            alt["alt_visible"] = alt["alt_visible"].astype(bool)
+        lb = PseudoLabels(z["images"], z["joints"], z["visible"].astype(bool), z["boxes"], z["teacher"],
+                          [str(s) for s in z["sources"]], teacher_names=names, **alt)
+    if teacher is None or teacher == names[0]:
+        return lb
+    if teacher in names:
+        return lb.swapped()
+    raise ValueError(f"{path} has labels of {', '.join(names)}, not {teacher!r}")
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
+from mca.data import cues as _cues
 from mca.joints import JointSet, get_joint_set
 
 log = logging.getLogger(__name__)
@@ -304,7 +305,7 @@ def _draw_figure(cv: _Canvas, fig: _Figure, person_slot: int) -> None:
             c = xy[J["head_center"]]
             r = 0.068 * h
             cv.ellipse(c, (r * 0.86, r), 0, col["skin"], pid("head"))
-            _draw_face(cv, fig, c, r)
+            _draw_face(cv, fig, c, r, pid("head"))
         elif name.endswith("_hand"):
             s = name[0]
             wr, el = xy[J[f"{s}_wrist"]], xy[J[f"{s}_elbow"]]
@@ -328,6 +329,7 @@ def _draw_figure(cv: _Canvas, fig: _Figure, person_slot: int) -> None:
             hl = _capsule(xy[J[a]] - [r0 * 0.25, r0 * 0.25], xy[J[b]] - [r1 * 0.25, r1 * 0.25], r0 * 0.35, r1 * 0.3, 6)
             p = np.round(hl * 4).astype(np.int32)
             cv2.fillPoly(cv.image, [p], _shade(color, 1.18), cv2.LINE_AA, 2)
+    _cues.draw_cues(cv.image, cv.label, P, J, h, fig.girth, col, {n: pid(n) for n in PART_IDS})
 
 
 def _stripes(cv: _Canvas, hull: np.ndarray, color: np.ndarray, label: int, period: int) -> None:
@@ -342,33 +344,46 @@ def _stripes(cv: _Canvas, hull: np.ndarray, color: np.ndarray, label: int, perio
     roi[mask] = _shade(color, 1.0)
 
 
-def _draw_face(cv: _Canvas, fig: _Figure, c: np.ndarray, r: float) -> None:
+def _draw_face(cv: _Canvas, fig: _Figure, c: np.ndarray, r: float, head_label: int) -> None:
+    """Hair, and a face on the side the head faces: what tells front from back at the head (see mca.data.cues)."""
     P, col = fig.pts, fig.colors
     facing = P[J["nose"], 2] > P[J["head_center"], 2]
-    # Hair: a cap on the back/top of the head; covers the whole back when facing away.
     hair = col["hair"]
     s = 1 << cv.SHIFT
     cc = (int(round(c[0] * s)), int(round(c[1] * s)))
     ax = (max(1, int(round(r * 0.9 * s))), max(1, int(round(r * 1.03 * s))))
-    if facing:
-        cv2.ellipse(cv.image, cc, ax, 0, 180, 360, _shade(hair, 1.0), -1, cv2.LINE_AA, cv.SHIFT)
-    else:
+    if not facing:  # the back of the head: all hair
         cv2.ellipse(cv.image, cc, ax, 0, 0, 360, _shade(hair, 1.0), -1, cv2.LINE_AA, cv.SHIFT)
-    if not facing or r < 4:
         return
-    dark = np.array([30, 30, 40], np.float32)
+    # a cap on the top, and the back of the head behind the face in a turned head (clipped to the head)
+    n = P[J["nose"], :2]
+    back = c - 1.3 * (n - c) - np.array([0.0, 0.25 * r])
+    x0, y0 = max(int(c[0] - 1.2 * r), 0), max(int(c[1] - 1.2 * r), 0)
+    x1, y1 = min(int(c[0] + 1.2 * r) + 2, cv.label.shape[1]), min(int(c[1] + 1.2 * r) + 2, cv.label.shape[0])
+    if x1 > x0 and y1 > y0:
+        head = (cv.label[y0:y1, x0:x1] == head_label).astype(np.float32)
+        _cues.fill_masked(cv.image, head, x0, y0, [], _shade(hair, 1.0),
+                    ((c - np.array([0.0, 0.55 * r]), (r * 0.95, r * 0.6), 0.0), (back, (r * 0.95, r * 1.05), 0.0)))
+    if r < 3:
+        return
+    white, dark = np.array([235, 240, 245], np.float32), np.array([25, 25, 35], np.float32)
     for side in "lr":
         e = P[J[f"{side}_eye"]]
         if e[2] > P[J["head_center"], 2] - 0.2 * r:
-            cv2.circle(cv.image, (int(round(e[0] * s)), int(round(e[1] * s))), max(1, int(round(0.11 * r * s))),
-                       _shade(dark, 1.0), -1, cv2.LINE_AA, cv.SHIFT)
-    n = P[J["nose"], :2]
+            ec = (int(round(e[0] * s)), int(round(e[1] * s)))
+            cv2.ellipse(cv.image, ec, (max(1, int(round(0.2 * r * s))), max(1, int(round(0.12 * r * s)))), 0, 0, 360,
+                        _shade(white, 1.0), -1, cv2.LINE_AA, cv.SHIFT)
+            cv2.circle(cv.image, ec, max(1, int(round(0.09 * r * s))), _shade(dark, 1.0), -1, cv2.LINE_AA, cv.SHIFT)
+            b0 = e[:2] + np.array([-0.2 * r, -0.25 * r])
+            b1 = e[:2] + np.array([0.2 * r, -0.27 * r])
+            cv2.line(cv.image, (int(round(b0[0] * s)), int(round(b0[1] * s))), (int(round(b1[0] * s)), int(round(b1[1] * s))),
+                     _shade(hair, 0.8), max(1, int(round(0.07 * r))), cv2.LINE_AA, cv.SHIFT)
     tip = n + (n - c) * 0.15
     cv2.line(cv.image, (int(round(n[0] * s)), int(round(n[1] * s))), (int(round(tip[0] * s)), int(round(tip[1] * s))),
              _shade(col["skin"], 0.7), max(1, int(round(0.08 * r))), cv2.LINE_AA, cv.SHIFT)
     m = c + (n - c) * 0.55 + np.array([0, 0.45 * r])
     cv2.ellipse(cv.image, (int(round(m[0] * s)), int(round(m[1] * s))),
-                (max(1, int(round(0.25 * r * s))), max(1, int(round(0.07 * r * s)))), 0, 0, 360,
+                (max(1, int(round(0.28 * r * s))), max(1, int(round(0.09 * r * s)))), 0, 0, 360,
                 (60, 60, 150), -1, cv2.LINE_AA, cv.SHIFT)
 
 
@@ -446,10 +461,10 @@ def _look(rng: np.random.Generator) -> dict[str, np.ndarray]:
     shirt = rng.uniform(10, 245, 3).astype(np.float32)
     long_sleeve = rng.random() < 0.5
     return {
-        "skin": skin, "hair": HAIR[rng.integers(len(HAIR))] * rng.uniform(0.8, 1.2), "shirt": shirt,
+        "skin": skin, "hair": _cues.contrasting_hair(rng, skin, HAIR), "shirt": shirt,
         "shirt2": rng.uniform(10, 245, 3).astype(np.float32), "sleeve": shirt * rng.uniform(0.85, 1.0),
         "forearm": shirt * 0.9 if long_sleeve else skin, "pants": rng.uniform(10, 200, 3).astype(np.float32),
-        "shoe": rng.uniform(0, 90, 3).astype(np.float32),
+        "shoe": rng.uniform(0, 90, 3).astype(np.float32), "front_style": np.array([int(rng.integers(0, 2))]),
     }
 
 

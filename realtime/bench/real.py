@@ -40,7 +40,9 @@ from realtime.types import Frame, Poses
 
 log = logging.getLogger(__name__)
 
-__all__ = ["main", "decode_frames", "peer_loop", "report", "blazepose_peer"]
+__all__ = ["main", "decode_frames", "peer_loop", "report", "blazepose_peer", "ROWS"]
+
+ROWS = ("ours", "lightning", "multipose", "thunder", "blazepose")
 
 HERE = Path(__file__).resolve().parent
 # the project's shared data: $MCA_SHARED, else ``shared`` beside the checkout (only the project's machines)
@@ -148,11 +150,22 @@ def report(rows: list[dict[str, Any]], skipped: dict[str, str], command: str, ma
              "frames/s = infer + draw + encode the annotated frame, over all frames. Model ms = median "
              "milliseconds of the model runs of one frame (detector + pose where both run). People/frame: "
              "how many each found (vtest shows about 3 to 8 pedestrians).", "",
-             "| method | what runs on each frame | keypoints | end-to-end frames/s | model ms/frame | people/frame |",
-             "|---|---|---|---|---|---|"]
+             "| method | what runs on each frame | keypoints | end-to-end frames/s | model ms/frame | people/frame "
+             "| peak RSS MB |", "|---|---|---|---|---|---|---|"]
     for r in rows:
+        rss = r.get("peak_rss_mb")
         lines.append(f"| {r['name']} | {r['runs']} | {r['keypoints']} | **{r['fps']:.1f}** | {r['model_ms']:.1f} | "
-                     f"{r['people_per_frame']:.1f} |")
+                     f"{r['people_per_frame']:.1f} | {'-' if rss is None else f'{rss:.0f}'} |")
+    ours = [r for r in rows if r.get("ours")]
+    peers = [r for r in rows if not r.get("ours")]
+    if ours and peers:
+        lines += ["", "Ratios (this project's frames/s over each peer's, same run):", ""]
+        for o in ours:
+            lines.append(f"- {o['name']}: " + "; ".join(f"x{o['fps'] / p['fps']:.2f} {p['name']}" for p in peers))
+        for o in ours:
+            if o.get("efficiency") is not None:
+                lines.append(f"- {o['name']}: pipeline efficiency {o['efficiency']:.2f} (frames/s over the slowest "
+                             f"stage's rate as timed in the run: {o['slowest']})")
     if skipped:
         lines += ["", "Skipped:", ""] + [f"- {k}: {v}" for k, v in skipped.items()]
     return "\n".join(lines) + "\n"
@@ -163,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="the real video (default: shared vtest.avi)")
     ap.add_argument("--frames", type=int, default=300, help="frames from the start (0 = all)")
-    ap.add_argument("--pose", nargs="+", default=["mca_tiny_synth"],
+    ap.add_argument("--pose", nargs="+", default=["mca_tiny_real"],
                     help="this project's pose models: bundled names or ONNX files (each a row)")
     ap.add_argument("--detector", default="ssdlite", help="person detector: bundled name or ONNX")
     ap.add_argument("--peers-dir", type=Path, default=None, help="folder of tools/convert_movenet.py's ONNX files "
@@ -174,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads per model (default as "
                     "realtime.run: half the physical cores)")
     ap.add_argument("--out", type=Path, default=Path("docs/benchmarks_real.md"), help="markdown report (+ .json)")
+    ap.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS),
+                    help="which rows to run (default all): ours (this project), lightning, multipose, thunder, "
+                         "blazepose")
+    ap.add_argument("--separate", action="store_true",
+                    help="run each row in its own interpreter, so each row's peak RSS is its own")
+    ap.add_argument("--detect-every", type=int, default=1, help="this project's --detect-every (default 1)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -185,11 +204,53 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _separate(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """Each row in its own interpreter (this module with ``--rows ROW``); their JSON rows merged into one report."""
+    from engines.bench import machine_description
+
+    base = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--separate"]
+    if "--rows" in base:  # drop the --rows list: one row per child
+        i = base.index("--rows")
+        j = i + 1
+        while j < len(base) and not base[j].startswith("-"):
+            j += 1
+        base = base[:i] + base[j:]
+    rows: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+    machine: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for row in args.rows:
+            out = Path(tmp) / f"{row}.md"
+            r = subprocess.run([sys.executable, "-m", "realtime.bench.real", *base, "--rows", row, "--out", str(out)],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                skipped[row] = (r.stderr.strip().splitlines() or ["failed"])[-1][:200]
+                continue
+            data = json.loads(out.with_suffix(".json").read_text())
+            for x in data["rows"]:
+                x["peak_rss_mb"] = data["peak_rss_mb"]
+            rows += data["rows"]
+            skipped.update(data["skipped"])
+            machine = data["machine"]
+    command = ("python -m realtime.bench.real " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
+    n = args.frames
+    text = report(rows, skipped, command, machine or machine_description(), args.video.name, n)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    args.out.with_suffix(".json").write_text(json.dumps({"machine": machine, "video": args.video.name, "frames": n,
+                                                         "rows": rows, "skipped": skipped, "command": command},
+                                                        indent=1))
+    print(text)
+    return 0
+
+
 def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
+    if args.separate:
+        return _separate(args, argv)
     from engines.bench import machine_description
     from mca.joints import COCO17
     from realtime.detectors import PersonDetector
-    from realtime.models import load_model, resolve_model
+    from realtime.models import load_model, precision_note, resolve_model
     from realtime.bench.peers import MoveNet, peer_path
     from realtime.pose import PoseEstimator
     from realtime.run import default_threads
@@ -209,22 +270,26 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
 
     # this project: the pipeline (detector thread | crop, pose, track | draw, encode), per pose model
     detector = PersonDetector(load_model(det_path, backend="ort", threads=threads))
-    for spec in args.pose:
+    for spec in args.pose if "ours" in args.rows else []:
         pose_path = resolve_model(spec, "pose")
-        pose = PoseEstimator(load_model(pose_path, backend="ort", threads=threads))
+        pose = PoseEstimator(load_model(pose_path, backend="ort", threads=threads, outputs=["heatmaps"]))
         end_to_end(frames[:2], detector, pose, work)  # warm-up
-        summary = end_to_end(frames, detector, pose, work)
-        rows.append({"name": f"this project: {pose_path.stem} + {det_path.stem}",
+        summary = end_to_end(frames, detector, pose, work, detect_every=args.detect_every)
+        slow_name, slow_ms = max(summary.stage_ms.items(), key=lambda kv: kv[1])
+        every = f", detector every {args.detect_every} frames" if args.detect_every > 1 else ""
+        rows.append({"name": f"this project: {pose_path.stem} + {det_path.stem}{every}", "ours": True,
                      "runs": "SSDLite detector (300x300), then the pose model on each person crop "
                              f"({pose.info.input_size}x{pose.info.input_size}, batched); pipeline threads",
                      "keypoints": "MPII-16", "fps": summary.fps,
                      "model_ms": summary.stage_ms.get("detect", float("nan")) + summary.stage_ms.get("pose", float("nan")),
-                     "people_per_frame": summary.persons / max(1, summary.frames_out)})
+                     "people_per_frame": summary.persons / max(1, summary.frames_out),
+                     "stage_ms": summary.stage_ms, "slowest": slow_name, "efficiency": summary.fps * slow_ms / 1000,
+                     "precision": precision_note(pose.backend)})
         log.info("%s: %.1f frames/s", pose_path.stem, summary.fps)
 
     peers_dir = args.peers_dir
     movenet = {}
-    for name in ("lightning", "multipose", "thunder"):
+    for name in [r for r in ("lightning", "multipose", "thunder") if r in args.rows]:
         path = peer_path(name, peers_dir)
         if path.is_file():
             movenet[name] = MoveNet(path, threads=threads, size=args.multipose_size if name == "multipose" else None)
@@ -262,7 +327,9 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
                      "people_per_frame": res["people_per_frame"]})
         log.info("%s: %.1f frames/s", label, res["fps"])
 
-    if args.blazepose_python:
+    if "blazepose" not in args.rows:
+        pass
+    elif args.blazepose_python:
         for c in args.blazepose_complexity:
             try:
                 r = blazepose_peer(args.blazepose_python, args.video, n, c, work / f"blazepose{c}.mp4")

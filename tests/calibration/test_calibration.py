@@ -156,6 +156,58 @@ def test_detector_quantizes_with_its_own_inputs_and_still_finds_people(tmp_path,
     assert "no detector inputs" in capsys.readouterr().err
 
 
+def test_ssd_detector_quantizes_with_uint8_inputs_and_runs_int8(tmp_path) -> None:
+    """SSD (TF Object Detection API, uint8 NHWC input, NMS in a Loop): calibrated with uint8 frames as it takes them,
+    and the CPU's in-memory INT8 step keeps the initializers the Loop body reads."""
+    from calibration.quantize import quantize_detector
+    from realtime.detectors import PersonDetector
+    from realtime.models import BUNDLED, load_model
+    from realtime.tracking import iou_matrix
+    from tests.realtime.conftest import shared_data_dir
+
+    det_path, pose_path = BUNDLED["ssdlite"].path, BUNDLED["mca_tiny_real"].path
+    video = shared_data_dir() / "real-video" / "vtest.avi"
+    if not (det_path.exists() and pose_path.exists()):
+        pytest.skip("the bundled SSDLite and real-footage pose models are not in this checkout")
+    if not video.exists():
+        pytest.skip(f"real footage (SSDLite finds no synthetic people) is not here: {video}")
+    cal = build_calibration_set([str(video)], pose_path, det_path, 8, 6, 4.0, seed=2, detector_frames=6)
+    assert cal.detector_inputs is not None and cal.detector_inputs.shape[1:] == (300, 300, 3)
+    assert cal.manifest["detector_inputs_scale"] == 1
+    out = quantize_detector(det_path, cal, tmp_path / "ssd.int8.onnx")
+    a = PersonDetector(load_model(det_path, backend="ort", int8="off"))
+    b = PersonDetector(load_model(out, backend="ort"))
+    assert b.family == "ssd" and b.backend.metadata["mca.precision"] == "int8"
+    from calibration.quantize import file_sha256
+
+    assert b.backend.metadata["mca.fp32_sha256"] == file_sha256(det_path)  # the twin knows its FP32 file
+    assert b.backend.int8_rewritten > 0  # the integer kernels run (the Loop's outer reads survived the rewrite)
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 400)
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    da, db = a.detect(frame), b.detect(frame)
+    assert len(da) >= 2 and len(db) >= 1
+    assert iou_matrix(da.boxes[:1], db.boxes).max() >= 0.7  # INT8 finds the most confident FP32 person
+
+
+def test_detector_inputs_of_another_model_are_refused(tmp_path, capsys) -> None:
+    from calibration.quantize import main as quantize_main
+    from realtime.models import BUNDLED
+
+    det_path = BUNDLED["ssdlite"].path
+    if not det_path.exists():
+        pytest.skip("the bundled SSDLite is not in this checkout")
+    yolo_like = CalibrationSet(np.zeros((2, 128, 128, 3), np.uint8), np.zeros((2, 3, 320, 320), np.uint8),
+                               {"detector_inputs_scale": 1 / 255})
+    yolo_like.save(tmp_path / "y.npz")
+    assert quantize_main([str(det_path), str(tmp_path / "y.npz"), "-o", str(tmp_path / "x.onnx"), "--detector"]) == 2
+    assert "build the set with this detector" in capsys.readouterr().err
+
+
 def test_float16_qdq_file_keeps_int8_weights_and_the_numbers(small_pose, tmp_path, capsys) -> None:
     """``--float16``: TensorRT 11's INT8 file, its float layers in FP16; ONNX Runtime must give what it means."""
     import onnx

@@ -150,3 +150,155 @@ def test_upsample_without_static_sizes_or_with_other_scales_is_left_alone() -> N
     next(t for t in m.graph.initializer if t.name == "sc").CopyFrom(
         onnx.numpy_helper.from_array(np.array([1, 1, 3, 3], np.float32), "sc"))
     assert upsample_as_expand(m) == 0
+
+
+def _saturating_conv(path, channels: int = 64):
+    """One Q/DQ convolution as calibration.quantize writes it (int8 symmetric), whose exact output is 100 steps.
+
+    Every input at +127 steps (uint8 255 after the CPU rewrite) meets every weight at +127: on x86 without VNNI
+    each pair of u8 x s8 products (64770) overflows the int16 that VPMADDUBSW adds them in.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    c = channels
+    init = [numpy_helper.from_array(np.array(1 / 127, np.float32), "xs"), numpy_helper.from_array(np.array(0, np.int8), "xz"),
+            numpy_helper.from_array(np.full((1, c, 1, 1), 127, np.int8), "w"),
+            numpy_helper.from_array(np.array([1 / 127], np.float32), "ws"), numpy_helper.from_array(np.array([0], np.int8), "wz"),
+            numpy_helper.from_array(np.array(c / 100, np.float32), "ys"), numpy_helper.from_array(np.array(0, np.int8), "yz")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"], axis=0),
+             helper.make_node("Conv", ["xd", "wd"], ["c"], name="conv"),
+             helper.make_node("QuantizeLinear", ["c", "ys", "yz"], ["yq"]),
+             helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", c, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], init)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
+    helper.set_model_props(m, {"mca.precision": "int8"})
+    onnx.save(m, str(path))
+    return path
+
+
+def test_the_planned_weights_give_exact_integer_sums_on_this_cpu(tmp_path) -> None:
+    """The default (engines.cpu.int8_plan) must never clip: 100 steps out, exactly, on whatever CPU runs this."""
+    from engines.ort import OrtBackend
+
+    x = np.ones((1, 64, 4, 4), np.float32)
+    b = OrtBackend(_saturating_conv(tmp_path / "conv.onnx"))
+    assert b.int8_rewritten > 0 and b.weight_bits in (7, 8)
+    np.testing.assert_allclose(b.run(x)[0], 64.0, rtol=0.02)
+
+
+def test_eight_bit_weights_saturate_exactly_where_the_plan_says_seven(tmp_path) -> None:
+    """The feature detection against the kernels themselves: 8-bit sums clip on AVX2 without VNNI, not with VNNI / dot."""
+    from engines.cpu import cpu_features
+    from engines.ort import OrtBackend
+
+    x = np.ones((1, 64, 4, 4), np.float32)
+    p = _saturating_conv(tmp_path / "conv.onnx")
+    seven, eight = OrtBackend(p, weight_bits=7), OrtBackend(p, weight_bits=8)
+    assert (seven.weight_bits, eight.weight_bits) == (7, 8)
+    np.testing.assert_allclose(seven.run(x)[0], 64.0, rtol=0.02)
+    exact8 = bool(np.allclose(eight.run(x)[0], 64.0, rtol=0.02))
+    kernel = cpu_features().kernel
+    if kernel in ("vnni", "arm-dot"):
+        assert exact8, f"{kernel}: 8-bit weights should be exact"
+    elif kernel == "avx2":
+        assert not exact8, "AVX2 without VNNI: 8-bit pair sums should saturate (if not, 8 bits would be safe here)"
+    else:
+        pytest.skip(f"integer kernel family {kernel!r}: no expectation for 8-bit weights")
+
+
+def test_weights_to_7bit_keeps_the_float_range_and_skips_depthwise(qdq_pose) -> None:
+    from onnx import helper, numpy_helper
+
+    from engines.graph import graph_maps
+    from engines.int8 import weights_to_7bit
+
+    def weights(m):
+        inits = {t.name: t for t in m.graph.initializer}
+        _, consumers = graph_maps(m)
+        out = {}
+        for n in m.graph.node:
+            if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].data_type == 3:
+                readers = consumers.get(n.output[0], [])
+                if not readers or readers[0].op_type != "Conv":
+                    continue
+                group = next((helper.get_attribute_value(a) for a in readers[0].attribute if a.name == "group"), 1)
+                q = numpy_helper.to_array(inits[n.input[0]]).astype(np.float64)
+                s = numpy_helper.to_array(inits[n.input[1]]).astype(np.float64)
+                s = s.reshape([-1] + [1] * (q.ndim - 1)) if s.ndim else s
+                out[n.output[0]] = (q, q * s, s, group > 1 and q.shape[1] == 1)
+        return out
+
+    m = onnx.load(str(qdq_pose[1]))
+    before = weights(m)
+    assert weights_to_7bit(m) > 0
+    after = weights(m)
+    assert after.keys() == before.keys()
+    for k, (q7, w7, s7, dw) in after.items():
+        q8, w8, s8, _ = before[k]
+        if dw:
+            np.testing.assert_array_equal(q7, q8)  # depthwise kernels accumulate in int32: 8 bits kept
+            continue
+        assert np.abs(q7).max() <= 63
+        assert np.all(np.abs(w7 - w8) <= 0.5 * s7 + 1e-12), "7-bit weights within half a 7-bit step of the 8-bit ones"
+        np.testing.assert_allclose(np.abs(w7).max(axis=tuple(range(1, w7.ndim))),
+                                   np.abs(w8).max(axis=tuple(range(1, w8.ndim))), rtol=1e-6)
+    onnx.checker.check_model(m)
+    assert weights_to_7bit(m) == 0, "a second pass finds nothing left to change"
+
+
+@pytest.mark.parametrize("bits", [7, 8])
+def test_both_weight_paths_against_their_arithmetic_and_the_float_reference(qdq_pose, bits: int) -> None:
+    """The fused integer run of each weight width against the same graph run op by op in float (what its Q/DQ
+    nodes say), and against FP32; 8 bits is held to the tight bound only where the plan would pick it."""
+    import onnxruntime as ort
+
+    from engines.cpu import int8_plan
+    from engines.int8 import prepare_for_cpu
+    from engines.ort import OrtBackend
+
+    fp32, int8 = qdq_pose
+    x = np.random.default_rng(0).integers(0, 255, (3, 128, 128, 3), dtype=np.uint8)
+    ref = OrtBackend(fp32).run(x)[0]
+    fused = OrtBackend(int8, weight_bits=bits)
+    assert fused.weight_bits == bits
+    got = fused.run(x)[0]
+    m = onnx.load(str(int8))
+    prepare_for_cpu(m, bits)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    arith = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(None, {"crops": x})[0]
+    peak = np.abs(ref).max()
+    assert np.abs(arith - ref).max() <= 0.06 * peak and np.abs(arith - ref).mean() <= 0.01 * peak
+    if bits == 7 or int8_plan(env={}).weight_bits == 8:
+        assert np.abs(got - arith).max() <= 0.035 * peak and np.abs(got - arith).mean() <= 0.004 * peak
+    assert np.abs(got - ref).max() <= 0.08 * peak and np.abs(got - ref).mean() <= 0.01 * peak
+
+
+def test_initializers_read_only_inside_a_subgraph_survive_the_cpu_step() -> None:
+    """An If/Loop body reads outer initializers by name (SSD's NMS does): dropping "unused" ones must see those reads."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from engines.int8 import prepare_for_cpu
+
+    then = helper.make_graph([helper.make_node("Add", ["d", "outer"], ["t"])], "then", [],
+                             [helper.make_tensor_value_info("t", TensorProto.FLOAT, None)])
+    other = helper.make_graph([helper.make_node("Identity", ["d"], ["e"])], "else", [],
+                              [helper.make_tensor_value_info("e", TensorProto.FLOAT, None)])
+    inits = [numpy_helper.from_array(np.array(0.02, np.float32), "s"), numpy_helper.from_array(np.array(0, np.int8), "z"),
+             numpy_helper.from_array(np.array(True), "cond"), numpy_helper.from_array(np.full((1, 4), 5, np.float32), "outer")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"]),
+             helper.make_node("If", ["cond"], ["y"], then_branch=then, else_branch=other)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
+    assert prepare_for_cpu(m)[0] == 2
+    assert "outer" in {t.name for t in m.graph.initializer}
+    x = np.array([[0.1, 0.2, -0.3, 1.0]], np.float32)
+    y = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(y, x + 5, atol=0.011)

@@ -82,3 +82,88 @@ def test_coco_ap_is_one_for_perfect_keypoints_and_less_for_shifted() -> None:
     gt = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}
     assert coco_keypoint_ap(gt, perfect)["AP"] == pytest.approx(1.0)
     assert coco_keypoint_ap(gt, shifted)["AP"] < 0.9
+
+
+# ----------------------------------------------------------------------------- left/right
+from mca.metrics import lr_heatmap_correlation, side_pair_names, side_summary, side_swap  # noqa: E402
+
+
+def test_side_pair_names_from_the_flip_pairs() -> None:
+    pairs = side_pair_names("mpii16")
+    assert pairs["ankle"] == (5, 0) and pairs["wrist"] == (15, 10) and len(pairs) == 6
+    assert side_pair_names("coco17")["eye"] == (1, 2)
+
+
+def _pair_case(pred_l, pred_r):
+    gt = np.zeros((1, 16, 2))
+    gt[0, 5], gt[0, 0] = (10.0, 0.0), (0.0, 0.0)  # l_ankle, r_ankle
+    pred = gt.copy()
+    pred[0, 5], pred[0, 0] = pred_l, pred_r
+    return side_swap(pred, gt, np.ones((1, 16), bool), {"ankle": (5, 0)})["ankle"]
+
+
+@pytest.mark.parametrize("pl, pr, swap, collapse", [
+    ((10.0, 0.0), (0.0, 0.0), 0.0, 0.0),  # right
+    ((0.0, 0.0), (10.0, 0.0), 1.0, 0.0),  # swapped
+    ((0.5, 0.0), (9.0, 1.0), 1.0, 0.0),  # swapped, not exactly
+    ((10.0, 0.0), (10.0, 0.0), 0.0, 1.0),  # both on the left ankle: collapsed, the sum rule cannot call it swapped
+    ((0.0, 0.5), (0.0, 0.0), 0.0, 1.0),  # both on the right one
+])
+def test_side_swap_hand_made(pl, pr, swap, collapse) -> None:
+    r = _pair_case(pl, pr)
+    assert (r["swap"], r["collapse"], r["pairs"]) == (swap, collapse, 1.0)
+
+
+def test_side_swap_leaves_out_unlabelled_and_touching_pairs() -> None:
+    gt = np.zeros((3, 16, 2))
+    gt[:, 5] = [[10, 0], [10, 0], [0.5, 0]]
+    vis = np.ones((3, 16), bool)
+    vis[1, 0] = False
+    r = side_swap(gt[:, :, :], gt, vis, {"ankle": (5, 0)}, norm=np.full(3, 10.0), min_sep=0.1)["ankle"]
+    assert r["pairs"] == 1.0 and r["swap"] == 0.0
+
+
+def test_lr_correlation_is_one_for_identical_maps_and_low_for_separate_peaks() -> None:
+    from mca import heatmaps as H
+
+    a = H.encode_heatmaps(np.array([[5.0, 5.0], [25.0, 20.0]]), None, 32)
+    same = np.stack([a[0], a[0]])[None]
+    apart = a[None]
+    assert lr_heatmap_correlation(same, {"x": (0, 1)})["x"] == pytest.approx(1.0)
+    assert lr_heatmap_correlation(apart, {"x": (0, 1)})["x"] < 0.05
+    flat = np.zeros((1, 2, 32, 32))
+    assert np.isnan(lr_heatmap_correlation(flat, {"x": (0, 1)})["x"])
+
+
+def test_side_summary_reports_what_the_total_hides() -> None:
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(0, 100, (20, 16, 2))
+    pred = gt.copy()
+    pred[:, [0, 5]] = gt[:, [5, 0]]  # every ankle pair swapped
+    out = side_summary(pred, gt, np.ones((20, 16), bool), None, "mpii16", np.full(20, 30.0))
+    assert out["side-swap ankle"] == 1.0 and out["side-swap knee"] == 0.0
+    assert out["side-swap all"] == pytest.approx(1 / 6, abs=0.01)  # a few random pairs touch: left out
+    assert out["pck@0.2 head_top"] == 1.0 and out["pck@0.2 l_ankle"] < 0.5
+
+
+def test_draw_threshold_sweep_on_a_hand_made_case() -> None:
+    from mca.metrics import draw_threshold_sweep
+
+    # four right joints (conf .9 .8 .6 .3), one labelled but wrong (.7), two the reference does not label (.5, .1)
+    conf = np.array([.9, .8, .6, .3, .7, .5, .1])
+    correct = np.array([1, 1, 1, 1, 0, 0, 0], bool)
+    labelled = np.array([1, 1, 1, 1, 1, 0, 0], bool)
+    r = draw_threshold_sweep(conf, correct, labelled, np.array([0.0, 0.4, 0.55, 0.95]))
+    np.testing.assert_allclose(r["recall"], [1.0, 0.75, 0.75, 0.0])
+    np.testing.assert_allclose(r["precision"][:3], [4 / 7, 3 / 5, 3 / 4])
+    assert np.isnan(r["precision"][3])
+    np.testing.assert_allclose(r["invented"], [1.0, 0.5, 0.0, 0.0])
+    np.testing.assert_allclose(r["wrong_drawn"], [1.0, 1.0, 1.0, 0.0])
+    np.testing.assert_allclose(r["decision"], [4 / 7, 4 / 7, 5 / 7, 3 / 7])
+
+
+def test_draw_threshold_sweep_rejects_a_right_joint_without_a_label() -> None:
+    from mca.metrics import draw_threshold_sweep
+
+    with pytest.raises(ValueError, match="without a label"):
+        draw_threshold_sweep(np.array([.5]), np.array([True]), np.array([False]), np.array([.2]))

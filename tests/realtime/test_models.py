@@ -36,7 +36,7 @@ def test_resolve_bundled(fake_models_dir, spec, role, demo, expect) -> None:
     (None, "detector", False, r"ssdlite is missing: .*person_ssdlite.onnx \(make it with tools/convert_ssdlite.py"),
     ("ssdlite", "pose", False, "ssdlite is a bundled detector model, not a pose model"),
     ("mca_tiny_real", "pose", False, r"mca_tiny_real is missing: .*pose_mca_tiny_real.onnx \(make it with "
-                                     r"tools/pseudo_label.py, tools/finetune_real.py"),
+                                     r"scripts/train_real_pose.sh"),
     ("nope/model.onnx", "pose", False, "pose model not found: nope/model.onnx"),
     ("mca_paper", "pose", False, "network config without bundled weights; export one with 'python -m engines"),
     ("frobnicate", "detector", False, r"neither a file nor a bundled name \(yolo_synth, ssdlite\)"),

@@ -156,3 +156,38 @@ def test_dataset_items_match_the_synthetic_keys_and_never_weight_head_top() -> N
         assert float(b["weight"][MPII16.index("head_top")]) == 0.0
     a, b = ds[0], ds[6]  # the same patch, different jitter
     assert not np.array_equal(a["crop"].numpy(), b["crop"].numpy())
+
+
+def test_two_teachers_round_trip_and_either_can_be_primary(tmp_path) -> None:
+    lb = _labels()
+    alt_j, alt_v = lb.joints + 3.0, ~lb.visible
+    two = PseudoLabels(lb.images, lb.joints, lb.visible, lb.boxes, lb.teacher, lb.sources, alt_j, alt_v,
+                       lb.teacher + 1, ("movenet_thunder", "blazepose_heavy"))
+    save_split(tmp_path / "s.npz", two)
+    first = load_split(tmp_path / "s.npz")
+    np.testing.assert_array_equal(first.joints, lb.joints)
+    other = load_split(tmp_path / "s.npz", teacher="blazepose_heavy")
+    np.testing.assert_array_equal(other.joints, alt_j)
+    np.testing.assert_array_equal(other.visible, alt_v)
+    np.testing.assert_array_equal(other.alt_joints, lb.joints)  # the first teacher rides along for measuring
+    assert other.teacher_names == ("blazepose_heavy", "movenet_thunder")
+    with pytest.raises(ValueError, match="not 'openpose'"):
+        load_split(tmp_path / "s.npz", teacher="openpose")
+    with pytest.raises(ValueError, match="second teacher"):
+        PseudoLabels(lb.images, lb.joints, lb.visible, lb.boxes, lb.teacher, lb.sources, alt_j, None, None)
+
+
+def test_blazepose_landmarks_map_to_coco_by_name() -> None:
+    from mca.data.pseudo_labels import BLAZEPOSE_TO_COCO, blazepose_to_coco
+
+    lm = np.zeros((33, 4))
+    lm[:, 0] = np.arange(33)  # x = BlazePose index
+    lm[:, 3] = 0.9
+    kps, sc = blazepose_to_coco(lm)
+    # BlazePose 15/16 are the left/right wrists, 27/28 the ankles; COCO names them the same way
+    assert kps[COCO17.index("l_wrist"), 0] == 15 and kps[COCO17.index("r_wrist"), 0] == 16
+    assert kps[COCO17.index("l_ankle"), 0] == 27 and kps[COCO17.index("r_ankle"), 0] == 28
+    assert len(BLAZEPOSE_TO_COCO) == 17 and (sc == 0.9).all()
+    lm[:] = np.nan  # nobody found
+    kps, sc = blazepose_to_coco(lm)
+    assert (sc == 0).all() and np.isfinite(kps).all()

@@ -120,3 +120,26 @@ def test_bench_real_errors_are_one_line(argv, message, video, tmp_path, capsys) 
     assert main(argv + ["--frames", "3", "--out", str(tmp_path / "r.md")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def _b64(*names: str) -> list[str]:
+    import base64
+
+    return [base64.b64encode(n.encode()).decode() for n in names]
+
+
+@pytest.mark.parametrize("fused, ops", [(("BiasAdd", "Relu6"), ["DepthwiseConv2dNative", "BiasAdd", "Relu6"]),
+                                        (("BiasAdd",), ["DepthwiseConv2dNative", "BiasAdd"])])
+def test_fused_depthwise_is_split_into_the_ops_tensorflow_can_run(fused, ops) -> None:
+    conv = _tool("convert_movenet")
+    node = {"name": "dw", "op": "FusedDepthwiseConv2dNative", "input": ["x", "w", "b"],
+            "attr": {"strides": {"list": {"i": ["1", "1", "1", "1"]}}, "padding": {"s": "U0FNRQ=="},
+                     "T": {"type": "DT_FLOAT"}, "num_args": {"i": "1"}, "fused_ops": {"list": {"s": _b64(*fused)}},
+                     "explicit_paddings": {"list": {}}}}
+    out = conv.split_fused_depthwise(node)
+    assert [n["op"] for n in out] == ops
+    assert out[-1]["name"] == "dw"  # consumers still find it
+    assert out[0]["input"] == ["x", "w"] and out[1]["input"] == [out[0]["name"], "b"]
+    assert "fused_ops" not in out[0]["attr"] and out[0]["attr"]["strides"] == node["attr"]["strides"]
+    with pytest.raises(ValueError, match="unsupported"):
+        conv.split_fused_depthwise({**node, "attr": {**node["attr"], "fused_ops": {"list": {"s": _b64("Tanh")}}}})
