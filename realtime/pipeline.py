@@ -54,6 +54,10 @@ class PipelineConfig:
     kpt_thr: float = KPT_THR  # joints under this confidence are not drawn
     audio: bool = True  # carry a video file's sound into the MP4
     stop_timeout: float = 1.5  # after stop(): seconds to finish the frames in flight (the rest are not written)
+    # The tracker's second pass (ByteTrack): the detector also reports boxes down to this score, and those under its
+    # own threshold only continue tracks (realtime.bench.evaluate_tracking: 7.80 -> 1.10 ids per person on the demo
+    # with it and the colour cue). None: confident boxes only.
+    track_low_score: float | None = 0.1
 
 
 class _Abandoned(Exception):
@@ -159,6 +163,7 @@ class Pipeline:
         info = pose.info
         self.cropper = Cropper(info.input_size, info.heatmap_size, cfg.crop_padding or info.crop_padding)
         self.tracker = Tracker()
+        self.track_high = self._lower_detector_threshold(detector, cfg.track_low_score)
         self.smoother = Smoother() if cfg.smooth else None
         self.renderer = Renderer(info.skeleton, min_score=cfg.kpt_thr, attention=cfg.show_attention)
         pose.attention = cfg.show_attention is not None  # copy attention maps only when they are drawn
@@ -172,6 +177,17 @@ class Pipeline:
         self._gate = threading.Lock()  # the reader admits a frame and the detector closes reading under it
         self._reader_done = threading.Event()
         self._inference_over = threading.Event()
+
+    @staticmethod
+    def _lower_detector_threshold(detector: object, low: float | None) -> float | None:
+        """Run a thresholded detector down to ``low`` for the tracker's second pass; its own threshold, which the
+        tracker is told (None: no second pass, e.g. the ground-truth detector, which has no threshold)."""
+        conf = getattr(detector, "own_conf", None) or getattr(detector, "conf", None)  # a detector used again
+        if low is None or not isinstance(conf, float) or low >= conf:
+            return None
+        detector.own_conf = conf  # type: ignore[attr-defined]
+        detector.conf = low  # type: ignore[attr-defined]
+        return conf
 
     def stop(self) -> None:
         """Stop reading; frames already read are finished and written (thread- and signal-safe)."""
@@ -215,7 +231,7 @@ class Pipeline:
         t2 = t()
         poses = self.pose.estimate(crops)
         t3 = t()
-        poses = self.tracker.update(poses)
+        poses = self.tracker.update(poses, high_score=self.track_high, image=frame.image)
         if self.smoother is not None:
             poses = self.smoother.smooth(poses, frame.timestamp)
         t4 = t()

@@ -249,3 +249,28 @@ def test_folder_photos_carry_nothing_over(tmp_path) -> None:
                                                                   ("3_person.png", 1)]
     assert det.calls == 3 and summary.persons == 2
     assert {r["file"] for r in json.loads((tmp_path / "o.json").read_text())} == {"1_person.png", "3_person.png"}
+
+
+def test_the_tracker_gets_its_second_pass_and_the_frame(det_path, clip) -> None:
+    """The tracker's ByteTrack pass and colour cue need the detector's own threshold and the frame; the detector
+    runs lower (``track_low_score``), also when one detector serves a second pipeline (the batch worker)."""
+    calls = []
+    det = PersonDetector(load_model(det_path, backend="ort"))
+    own = det.conf
+    for _ in range(2):
+        pipe = Pipeline(det, PoseEstimator(FakePose()), PipelineConfig())
+        real = pipe.tracker.update
+
+        def spy(poses, **kw):  # noqa: ANN001, ANN202
+            calls.append(kw)
+            return real(poses, **kw)
+
+        pipe.tracker.update = spy
+        with FileSource(clip, max_frames=1) as src:
+            frame = next(iter(src.frames()))
+        pipe.process(frame, None)
+        assert det.conf == 0.1 and calls[-1]["high_score"] == own
+        assert calls[-1]["image"] is frame.image
+    off = Pipeline(PersonDetector(load_model(det_path, backend="ort")), PoseEstimator(FakePose()),
+                   PipelineConfig(track_low_score=None))
+    assert off.track_high is None and off.detector.conf == own
