@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 __all__ = ["Backend", "ModelError", "TensorSpec", "load", "tensorrt_available"]
 
 ENGINE_SUFFIXES = (".engine", ".trt", ".plan")
+BACKEND_ENV = "MCA_POSE_BACKEND"  # overrides backend="auto" (tests pin ONNX Runtime with it)
 
 
 def tensorrt_available() -> bool:
@@ -40,6 +41,7 @@ def load(path: str | os.PathLike, backend: str = "auto", precision: str | None =
     (:mod:`engines.lint`: static shapes but the batch, supported Q/DQ, no data-dependent
     outputs), built into a cached engine; otherwise ONNX Runtime (CUDA provider where
     onnxruntime-gpu has one, else CPU), with one logged line saying why.
+    ``auto`` yields to ``$MCA_POSE_BACKEND`` when it is set (``ort`` or ``trt``).
     ``.engine``/``.plan`` files need TensorRT.  ``precision`` (fp32/fp16/int8): on
     TensorRT the engine to build (default: int8 for a Q/DQ ONNX, else fp16); on ONNX
     Runtime, see :class:`engines.ort.OrtBackend`.
@@ -47,8 +49,11 @@ def load(path: str | os.PathLike, backend: str = "auto", precision: str | None =
     p = Path(path)
     if not p.exists():
         raise ModelError(f"model file not found: {p}")
+    if backend == "auto" and os.environ.get(BACKEND_ENV):
+        backend = os.environ[BACKEND_ENV]  # a machine-wide choice, e.g. a CI job that must stay on ONNX Runtime
     if backend not in ("auto", "ort", "trt"):
-        raise ModelError(f"unknown backend {backend!r}; valid: auto, ort, trt")
+        raise ModelError(f"unknown backend {backend!r}" + (f" (from ${BACKEND_ENV})" if os.environ.get(BACKEND_ENV)
+                                                           else "") + "; valid: auto, ort, trt")
     is_engine = p.suffix.lower() in ENGINE_SUFFIXES
     if is_engine and backend == "ort":
         raise ModelError(f"{p} is a TensorRT engine; ONNX Runtime cannot run it (use --backend trt or an .onnx)")
@@ -58,8 +63,8 @@ def load(path: str | os.PathLike, backend: str = "auto", precision: str | None =
         if why is None:
             try:
                 return _load_trt(p, precision, opts)
-            except ModelError as e:
-                why = str(e)
+            except (ModelError, RuntimeError, OSError) as e:  # CudaError is a RuntimeError; TensorRT raises those too
+                why = f"{type(e).__name__}: {e}" if not isinstance(e, ModelError) else str(e)
         log.warning("%s: TensorRT cannot take it (%s); running it on ONNX Runtime", p.name, why)
     if use_trt:
         return _load_trt(p, precision, opts)

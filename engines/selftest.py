@@ -96,14 +96,22 @@ class Context:
         return TrtBackend(b.build_cached(onnx, self.tmp / "engines"))
 
 
+def usable_batches(shape: tuple[object, ...] | list[object]) -> tuple[int, ...]:
+    """The batches a model can be compared at: :data:`BATCHES` for a dynamic batch dimension, else its
+    fixed batch (the exported YOLO detector takes exactly one image)."""
+    first = shape[0] if len(shape) else None
+    return (first,) if isinstance(first, int) and first > 0 else BATCHES
+
+
 def _compare(ctx: Context, onnx: Path, precision: str, plugin: bool = False) -> str:
     from engines.ort import OrtBackend
 
     ref_be = OrtBackend(onnx)
+    batches = usable_batches(ref_be.input.shape)
     be = ctx.engine(onnx, precision, plugin)
     worst = []
     try:
-        for n in BATCHES:
+        for n in batches:
             x = ctx.crops(onnx, n)
             got, ref = be.run(x), ref_be.run(x)
             err = max(rel_err(g, r) for g, r in zip(got, ref))
@@ -112,7 +120,7 @@ def _compare(ctx: Context, onnx: Path, precision: str, plugin: bool = False) -> 
             worst.append(err)
     finally:
         be.close()
-    return f"max |TRT - ORT| / range {max(worst):.2e} (tol {TOL[precision]:g}) at batch {', '.join(map(str, BATCHES))}"
+    return f"max |TRT - ORT| / range {max(worst):.2e} (tol {TOL[precision]:g}) at batch {', '.join(map(str, batches))}"
 
 
 def check_fp16(ctx: Context) -> str:

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """CPU tests run on ONNX Runtime even where TensorRT and a GPU exist (``auto`` would build engines); the GPU
+    tests (``-m gpu``) name their backend and leave ``auto`` alone."""
+    if "gpu" not in (config.option.markexpr or ""):
+        os.environ.setdefault("MCA_POSE_BACKEND", "ort")
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 

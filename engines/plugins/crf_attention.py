@@ -201,11 +201,13 @@ def kernel() -> Any:
 
 
 def kernel_source_hash() -> str:
-    """A digest of this file (the kernel's source) and the Triton version: part of an engine's cache key."""
+    """A digest of this file (the kernel's source), the plugin's launch code (``qdp.py``: the grid and block an
+    ahead-of-time engine bakes in) and the Triton version: part of an engine's cache key."""
     import hashlib
     from pathlib import Path
 
     h = hashlib.sha256(Path(__file__).read_bytes())
+    h.update((Path(__file__).with_name("qdp.py")).read_bytes())
     try:
         import triton
 

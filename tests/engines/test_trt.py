@@ -236,6 +236,7 @@ def test_auto_sends_what_tensorrt_cannot_take_to_onnxruntime(monkeypatch, caplog
     import engines
 
     monkeypatch.setattr(engines, "tensorrt_available", lambda: True)
+    monkeypatch.delenv(engines.BACKEND_ENV, raising=False)
     calls = []
 
     def fake_trt(p, precision, opts):  # noqa: ANN001, ANN202 - stands in for a TensorRT build that fails
@@ -250,3 +251,74 @@ def test_auto_sends_what_tensorrt_cannot_take_to_onnxruntime(monkeypatch, caplog
     assert calls == ["pose_mca_tiny_synth.onnx"]  # lint kept SSDLite away from TensorRT altogether
     lines = [r.getMessage() for r in caplog.records if "TensorRT cannot take it" in r.getMessage()]
     assert len(lines) == 2 and "dynamic dimension 1" in lines[0] and "could not parse" in lines[1]
+
+
+def test_auto_falls_back_on_cuda_and_runtime_errors_and_yields_to_the_env(monkeypatch, caplog) -> None:
+    """Row 8: a CUDA failure (CudaError is a RuntimeError) during the build is not a crash under ``auto``;
+    row 24: ``$MCA_POSE_BACKEND=ort`` keeps ``auto`` off TensorRT (the CPU tests set it)."""
+    import logging
+
+    import engines
+
+    monkeypatch.setattr(engines, "tensorrt_available", lambda: True)
+    calls = []
+
+    def fake_trt(p, precision, opts):  # noqa: ANN001, ANN202 - a build that dies in CUDA
+        calls.append(p.name)
+        raise RuntimeError("cudaErrorMemoryAllocation")
+
+    monkeypatch.setattr(engines, "_load_trt", fake_trt)
+    monkeypatch.delenv(engines.BACKEND_ENV, raising=False)
+    with caplog.at_level(logging.WARNING, logger="engines"):
+        pose = engines.load(MODELS / "pose_mca_tiny_synth.onnx", backend="auto", threads=1)
+    assert pose.name == "onnxruntime" and calls == ["pose_mca_tiny_synth.onnx"]
+    assert any("RuntimeError: cudaErrorMemoryAllocation" in r.getMessage() for r in caplog.records)
+    monkeypatch.setenv(engines.BACKEND_ENV, "ort")
+    assert engines.load(MODELS / "pose_mca_tiny_synth.onnx", backend="auto", threads=1).name == "onnxruntime"
+    assert calls == ["pose_mca_tiny_synth.onnx"]  # TensorRT not tried again
+    monkeypatch.setenv(engines.BACKEND_ENV, "cuda")
+    with pytest.raises(ModelError, match=r"from \$MCA_POSE_BACKEND"):
+        engines.load(MODELS / "pose_mca_tiny_synth.onnx", backend="auto")
+
+
+def test_selftest_compares_a_fixed_batch_model_at_its_batch_only() -> None:
+    """Row 23: the exported YOLO detector takes exactly one image; comparing it at batch 4 would fail."""
+    from engines.ort import OrtBackend
+    from engines.selftest import BATCHES, usable_batches
+
+    assert usable_batches(OrtBackend(MODELS / "person_yolo_synth.onnx").input.shape) == (1,)
+    assert usable_batches(OrtBackend(MODELS / "pose_mca_tiny_synth.onnx").input.shape) == BATCHES
+
+
+def test_plugin_cache_key_covers_the_launch_code(monkeypatch, tmp_path) -> None:
+    """The ahead-of-time engine bakes in qdp.py's grid and block: editing it must change the key."""
+    from pathlib import Path
+
+    from engines.plugins import crf_attention
+
+    before = crf_attention.kernel_source_hash()
+    fake = tmp_path / "crf_attention.py"
+    fake.write_bytes(Path(crf_attention.__file__).read_bytes())
+    (tmp_path / "qdp.py").write_bytes(Path(crf_attention.__file__).with_name("qdp.py").read_bytes() + b"# edit\n")
+    monkeypatch.setattr(crf_attention, "__file__", str(fake))
+    assert crf_attention.kernel_source_hash() != before
+
+
+def test_engine_io_types_without_a_numpy_type_are_refused_by_name() -> None:
+    """Row 16: an unknown TensorRT I/O type (BF16, FP8) is a clear ModelError, never silently float32."""
+    from types import SimpleNamespace
+
+    from engines.trt_backend import numpy_dtype
+
+    table = {"FLOAT": np.float32, "HALF": np.float16, "UINT8": np.uint8}
+
+    def nptype(dt):  # noqa: ANN001, ANN202 - TensorRT's trt.nptype raises TypeError for the others
+        if dt.name not in table:
+            raise TypeError(f"Could not resolve TensorRT datatype to an equivalent numpy datatype. {dt}")
+        return table[dt.name]
+
+    trt = SimpleNamespace(nptype=nptype)
+    assert numpy_dtype(trt, SimpleNamespace(name="HALF")) == np.float16
+    assert numpy_dtype(trt, SimpleNamespace(name="UINT8")) == np.uint8
+    with pytest.raises(ModelError, match="BF16 has no numpy type"):
+        numpy_dtype(trt, SimpleNamespace(name="BF16"))
