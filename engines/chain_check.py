@@ -40,14 +40,29 @@ def _frame(h: int, w: int, seed: int) -> np.ndarray:
     return img
 
 
-def _run(path: Path, backend: str, *arrays: np.ndarray) -> tuple[list[np.ndarray], float]:
+def _run(path: Path, backend: str, *arrays: np.ndarray, on_device: bool = False) -> tuple[list[np.ndarray], float]:
+    """Outputs and milliseconds of one run; ``on_device``: inputs uploaded, ``run_device``, outputs downloaded
+    (the chain's own path; needs a backend with ``run_device`` and a CUDA device)."""
     import engines
 
     with engines.load(path, backend=backend, precision="fp32") as b:
-        b.run(*arrays)  # warm-up (and TensorRT's first-run allocations)
-        t0 = time.perf_counter()
-        out = b.run(*arrays)
-        return out, 1000 * (time.perf_counter() - t0)
+        if not on_device:
+            b.run(*arrays)  # warm-up (and TensorRT's first-run allocations)
+            t0 = time.perf_counter()
+            out = b.run(*arrays)
+            return out, 1000 * (time.perf_counter() - t0)
+        from engines.device import Uploader, download, run_on_device
+
+        up, dev = Uploader("cuda:0"), []
+        try:
+            dev = [up.upload(a) for a in arrays]
+            run_on_device(b, *dev)
+            t0 = time.perf_counter()
+            out = [download(o) for o in run_on_device(b, *dev)]
+            return out, 1000 * (time.perf_counter() - t0)
+        finally:
+            dev.clear()  # the pooled buffers go back before the pool is freed
+            up.close()
 
 
 def _letterbox_reference(img: np.ndarray, size: int) -> np.ndarray:
@@ -64,8 +79,11 @@ def _letterbox_reference(img: np.ndarray, size: int) -> np.ndarray:
 
 
 def check_graphs(backend: str = "ort", frame_hw: tuple[int, int] = (720, 1280), persons: int = 8,
-                 crop: int = 128, cache_dir: str | Path | None = None) -> list[CheckResult]:
-    """Build the crop, letterbox and decode graphs, run them on ``backend``, compare with the references."""
+                 crop: int = 128, cache_dir: str | Path | None = None, on_device: bool = False) -> list[CheckResult]:
+    """Build the crop, letterbox and decode graphs, run them on ``backend``, compare with the references.
+
+    ``on_device``: through device arrays (upload, ``run_device``, download), as the chain runs them.
+    """
     import cv2
     from onnx import TensorProto, helper
 
@@ -88,7 +106,7 @@ def check_graphs(backend: str = "ort", frame_hw: tuple[int, int] = (720, 1280), 
                          for i in range(persons)])
         rows, cols = crop_maps(mats, (crop, crop))
         path = save_graph(crop_graph((h, w), (crop, crop)), "check_crop", cache_dir)
-        (got,), ms = _run(path, backend, img, rows, cols)
+        (got,), ms = _run(path, backend, img, rows, cols, on_device=on_device)
         want = np.stack([cv2.warpAffine(img, m, (crop, crop), flags=cv2.INTER_LINEAR,
                                         borderMode=cv2.BORDER_CONSTANT, borderValue=0) for m in mats])
         dmax = int(np.abs(got.astype(np.int16) - want).max())
@@ -97,7 +115,7 @@ def check_graphs(backend: str = "ort", frame_hw: tuple[int, int] = (720, 1280), 
 
         pro, _ = frame_prologue(InputFormat(320), (h, w))
         path = save_graph(pro, "check_letterbox", cache_dir)
-        (got,), ms = _run(path, backend, img)
+        (got,), ms = _run(path, backend, img, on_device=on_device)
         d = float(np.abs(got - _letterbox_reference(img, 320)).max() * 255)
         results.append(CheckResult(f"letterbox {w}x{h}->320", d < 1e-3,
                                    f"max |graph - cv2.resize| = {d:.3f} grey levels", ms))
@@ -109,7 +127,7 @@ def check_graphs(backend: str = "ort", frame_hw: tuple[int, int] = (720, 1280), 
         ident = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
         path = save_graph(with_heatmap_decode(ident), "check_decode", cache_dir)
         maps = np.random.default_rng(2).normal(size=(persons, k, hm, hm)).astype(np.float32)
-        outs, ms = _run(path, backend, maps)
+        outs, ms = _run(path, backend, maps, on_device=on_device)
         by = dict(zip([PEAKS, PEAK_SCORES], outs))
         want_p, want_s = H.decode_heatmaps(maps)
         dp, ds = float(np.abs(by[PEAKS] - want_p).max()), float(np.abs(by[PEAK_SCORES] - want_s).max())

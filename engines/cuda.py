@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import threading
 from typing import Any
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CudaError", "runtime", "check", "device_count", "device_info", "Stream", "Event", "DeviceBuffer",
-           "HostBuffer", "memcpy_htod_async", "memcpy_dtoh_async"]
+__all__ = ["CudaError", "runtime", "check", "device_count", "device_info", "stream_handle", "Stream", "Event",
+           "elapsed_ms", "DeviceBuffer", "HostBuffer", "PinnedRing", "DevicePool", "memcpy_htod_async",
+           "memcpy_dtoh_async"]
 
 
 class CudaError(RuntimeError):
@@ -74,6 +76,13 @@ def device_info(device: int = 0) -> dict[str, Any]:
             "runtime": check(rt.cudaRuntimeGetVersion(), "cudaRuntimeGetVersion")}
 
 
+def stream_handle(stream: Any) -> Any:
+    """The raw ``cudaStream_t`` of a :class:`Stream`, a raw handle or int (0 / None: the legacy default stream)."""
+    if stream is None:
+        return 0
+    return getattr(stream, "handle", stream)
+
+
 class Stream:
     """An owned CUDA stream."""
 
@@ -82,6 +91,10 @@ class Stream:
 
     def synchronize(self) -> None:
         check(runtime().cudaStreamSynchronize(self.handle), "cudaStreamSynchronize")
+
+    def wait_event(self, event: "Event") -> None:
+        """Later work on this stream waits for the work before ``event``'s last ``record`` (no host wait)."""
+        check(runtime().cudaStreamWaitEvent(self.handle, event.handle, 0), "cudaStreamWaitEvent")
 
     def close(self) -> None:
         if self.handle is not None:
@@ -96,13 +109,23 @@ class Stream:
 
 
 class Event:
-    """An owned CUDA event: ``record`` on a stream, ``synchronize`` waits for the work before it."""
+    """An owned CUDA event: ``record`` on a stream, ``synchronize`` waits (on the host) for the work before it;
+    :meth:`Stream.wait_event` makes another stream wait for it on the device.
 
-    def __init__(self) -> None:
-        self.handle = check(runtime().cudaEventCreate(), "cudaEventCreate")
+    ``timing=False`` (the default) creates it with ``cudaEventDisableTiming``, the cheap kind for
+    synchronisation; the bench's per-stage times use ``timing=True`` and :func:`elapsed_ms`.
+    """
 
-    def record(self, stream: Stream) -> None:
-        check(runtime().cudaEventRecord(self.handle, stream.handle), "cudaEventRecord")
+    def __init__(self, timing: bool = False) -> None:
+        rt = runtime()
+        self.timing = bool(timing)
+        if self.timing:
+            self.handle = check(rt.cudaEventCreate(), "cudaEventCreate")
+        else:
+            self.handle = check(rt.cudaEventCreateWithFlags(rt.cudaEventDisableTiming), "cudaEventCreateWithFlags")
+
+    def record(self, stream: Any) -> None:
+        check(runtime().cudaEventRecord(self.handle, stream_handle(stream)), "cudaEventRecord")
 
     def synchronize(self) -> None:
         check(runtime().cudaEventSynchronize(self.handle), "cudaEventSynchronize")
@@ -111,6 +134,14 @@ class Event:
         if self.handle is not None:
             check(runtime().cudaEventDestroy(self.handle), "cudaEventDestroy")
             self.handle = None
+
+
+def elapsed_ms(start: Event, end: Event) -> float:
+    """GPU milliseconds between two recorded timing events (waits for ``end``)."""
+    if not (start.timing and end.timing):
+        raise CudaError("elapsed_ms needs events created with timing=True")
+    end.synchronize()
+    return float(check(runtime().cudaEventElapsedTime(start.handle, end.handle), "cudaEventElapsedTime"))
 
 
 class DeviceBuffer:
@@ -161,3 +192,89 @@ def memcpy_dtoh_async(dst: HostBuffer, src: DeviceBuffer, nbytes: int, stream: S
     rt = runtime()
     check(rt.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream.handle),
           "cudaMemcpyAsync(D2H)")
+
+
+class PinnedRing:
+    """``slots`` pinned host buffers used in turn for uploads (double-buffered by default).
+
+    :meth:`stage` writes an array into the next slot and enqueues its copy to the device on ``stream``;
+    before a slot is overwritten, the host waits for the copy that last read it (its event), so the
+    host fills slot n+1 while slot n is still being copied.  Buffers grow when a larger array comes.
+    """
+
+    def __init__(self, slots: int = 2) -> None:
+        if slots < 1:
+            raise ValueError("a pinned ring needs at least one slot")
+        self._bufs: list[HostBuffer | None] = [None] * slots
+        self._events = [Event() for _ in range(slots)]
+        self._used = [False] * slots
+        self._next = 0
+        self.waits = 0  # how often a slot's previous copy had to be waited for (recorded for the tests/bench)
+
+    def stage(self, a: np.ndarray, dst: DeviceBuffer, stream: Any) -> None:
+        """Copy ``a`` (C-contiguous) to ``dst`` on ``stream`` through the next pinned slot."""
+        a = np.ascontiguousarray(a)
+        k = self._next
+        self._next = (k + 1) % len(self._bufs)
+        if self._used[k]:
+            self._events[k].synchronize()
+            self.waits += 1
+        buf = self._bufs[k]
+        if buf is None or buf.nbytes < a.nbytes:
+            if buf is not None:
+                buf.close()
+            buf = self._bufs[k] = HostBuffer((a.nbytes,), np.dtype(np.uint8))
+        buf.array[:a.nbytes] = a.reshape(-1).view(np.uint8)
+        _check_size(a.nbytes, dst, buf)
+        rt = runtime()
+        check(rt.cudaMemcpyAsync(dst.ptr, buf.ptr, a.nbytes, rt.cudaMemcpyKind.cudaMemcpyHostToDevice,
+                                 stream_handle(stream)), "cudaMemcpyAsync(H2D)")
+        self._events[k].record(stream)
+        self._used[k] = True
+
+    def close(self) -> None:
+        for used, e in zip(self._used, self._events):
+            if used and e.handle is not None:
+                e.synchronize()
+        for b in self._bufs:
+            if b is not None:
+                b.close()
+        for e in self._events:
+            e.close()
+        self._bufs = [None] * len(self._bufs)
+
+
+class DevicePool:
+    """Device buffers reused by size (one per frame in flight, instead of a ``cudaMalloc`` per frame).
+
+    :meth:`take` returns a free buffer of at least ``nbytes`` (or allocates one); :meth:`give` puts it
+    back.  The caller gives a buffer back only when no queued work reads it any more (the chain does so
+    after the frame's last download, which synchronised the streams that read it).
+    """
+
+    def __init__(self) -> None:
+        self._free: dict[int, list[DeviceBuffer]] = {}
+        self._all: list[DeviceBuffer] = []
+        self._lock = threading.RLock()  # taken by the detector thread, given back by the pose one (and by GC)
+        self.allocations = 0
+
+    def take(self, nbytes: int) -> DeviceBuffer:
+        with self._lock:
+            free = self._free.get(int(nbytes))
+            if free:
+                return free.pop()
+            self.allocations += 1
+            buf = DeviceBuffer(nbytes)
+            self._all.append(buf)
+            return buf
+
+    def give(self, buf: DeviceBuffer) -> None:
+        with self._lock:
+            if buf.ptr and any(b is buf for b in self._all):
+                self._free.setdefault(buf.nbytes, []).append(buf)
+
+    def close(self) -> None:
+        with self._lock:
+            for b in self._all:
+                b.close()
+            self._all, self._free = [], {}

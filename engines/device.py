@@ -29,7 +29,7 @@ from engines.base import ModelError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Device", "CPU", "DeviceArray", "TransferLog", "upload", "download", "run_on_device"]
+__all__ = ["Device", "CPU", "DeviceArray", "TransferLog", "Uploader", "upload", "download", "run_on_device"]
 
 # DLPack device types and dtype codes (dlpack.h)
 _DL_CPU, _DL_CUDA, _DL_CUDA_HOST = 1, 2, 3
@@ -168,6 +168,19 @@ def _handle(stream: Any) -> int | None:
     return int(getattr(stream, "handle", stream) or 0)
 
 
+def _stream_waits(consumer: int | None, producer: Any) -> None:
+    """The ``consumer`` stream waits on the device for the work queued so far on ``producer``."""
+    from engines import cuda
+
+    rt = cuda.runtime()
+    event = cuda.check(rt.cudaEventCreateWithFlags(rt.cudaEventDisableTiming), "cudaEventCreateWithFlags")
+    try:
+        cuda.check(rt.cudaEventRecord(event, _handle(producer) or 0), "cudaEventRecord")
+        cuda.check(rt.cudaStreamWaitEvent(consumer or 0, event, 0), "cudaStreamWaitEvent")
+    finally:  # destroying a recorded event is allowed: the wait still happens
+        cuda.check(rt.cudaEventDestroy(event), "cudaEventDestroy")
+
+
 # ----------------------------------------------------------------------------- the array
 class DeviceArray:
     """A C-contiguous tensor somewhere: ``ptr`` (address), ``shape``, ``dtype``, ``device``, ``stream``
@@ -246,16 +259,17 @@ class DeviceArray:
                    copy: bool | None = None) -> Any:
         """A DLPack capsule over this memory (no copy): versioned (1.0, writable) when the consumer
         accepts it (``max_version`` >= (1, 0)), else the legacy ``dltensor``.  On CUDA, ``stream`` is the
-        consumer's: when this array is still being written on another stream, that stream is
-        synchronized first (phase 2 makes it an event wait)."""
+        consumer's: when this array is still being written on another stream, the consumer's stream waits
+        for it on an event (no host wait); ``-1`` asks for no synchronisation, None means the legacy
+        default stream (the DLPack convention)."""
         if copy:
             raise BufferError("DeviceArray exports without copying only (copy=True is not supported)")
         if dl_device is not None and tuple(dl_device) != self.__dlpack_device__():
             raise BufferError(f"cannot export {self.device} memory to DLPack device {tuple(dl_device)}")
-        if not self.is_host and self.stream is not None and _handle(stream) != _handle(self.stream):
-            from engines import cuda
-
-            cuda.check(cuda.runtime().cudaStreamSynchronize(_handle(self.stream)), "cudaStreamSynchronize")
+        if not self.is_host and self.stream is not None and stream != -1:
+            consumer = 1 if stream is None else _handle(stream)  # 1: cudaStreamLegacy
+            if consumer != _handle(self.stream):
+                _stream_waits(consumer, self.stream)
         shape = (ctypes.c_int64 * max(1, self.ndim))(*self.shape)
         versioned = max_version is not None and int(tuple(max_version)[0]) >= 1
         managed: Any = _DLManagedTensorVersioned() if versioned else _DLManagedTensor()
@@ -363,12 +377,73 @@ class _CudaMemory:
             log.warning("freeing CUDA buffers failed: %s", e)
 
 
+class _Lease:
+    """A pooled device buffer behind device arrays; back to its pool when the last array viewing it is gone."""
+
+    def __init__(self, pool: Any, buf: Any) -> None:
+        self.pool, self.buf = pool, buf
+
+    def __del__(self) -> None:
+        self.pool.give(self.buf)
+
+
+class Uploader:
+    """Host arrays up to one CUDA device on one stream: a pinned ring (double-buffered, see
+    :class:`engines.cuda.PinnedRing`) and a device pool, so a frame costs no allocation once warm.
+
+    The device buffer goes back to the pool when the last :class:`DeviceArray` over it is dropped;
+    drop it only when no queued work reads it any more (the chain drops a frame after its last
+    download, which synchronised every stream that read it).
+    """
+
+    def __init__(self, device: "Device | str" = "cuda:0", stream: Any = None, slots: int = 2) -> None:
+        from engines import cuda
+
+        self.device = Device.parse(device)
+        if self.device.kind != "cuda":
+            raise ModelError("an Uploader uploads to a CUDA device")
+        self._own_stream = stream is None
+        self.stream = cuda.Stream() if stream is None else stream
+        self.ring, self.pool = cuda.PinnedRing(slots), cuda.DevicePool()
+
+    def upload(self, a: np.ndarray, log_: TransferLog | None = None, name: str = "") -> DeviceArray:
+        a = np.ascontiguousarray(a)
+        if log_ is not None:
+            log_.uploads.append((name, a.nbytes))
+        buf = self.pool.take(a.nbytes)
+        self.ring.stage(a, buf, self.stream)
+        return DeviceArray(buf.ptr, a.shape, a.dtype, self.device, self.stream, _Lease(self.pool, buf))
+
+    def device_copy(self, src: DeviceArray, stream: Any, keep: Any = None) -> DeviceArray:
+        """A copy of device memory ``src`` into a pooled buffer, on ``stream`` (after the work queued there);
+        ``keep`` stays alive with the copy (e.g. the source, until the copy has run)."""
+        from engines import cuda
+
+        if src.is_host:
+            raise ModelError("device_copy copies device memory; upload() host arrays")
+        buf = self.pool.take(src.nbytes)
+        rt = cuda.runtime()
+        cuda.check(rt.cudaMemcpyAsync(buf.ptr, src.ptr, src.nbytes, rt.cudaMemcpyKind.cudaMemcpyDeviceToDevice,
+                                      cuda.stream_handle(stream)), "cudaMemcpyAsync(D2D)")
+        return DeviceArray(buf.ptr, src.shape, src.dtype, self.device, stream, (_Lease(self.pool, buf), keep))
+
+    def close(self) -> None:
+        self.ring.close()
+        if self._own_stream:
+            self.stream.synchronize()
+            self.stream.close()
+        self.pool.close()
+
+
 def upload(a: np.ndarray, device: "Device | str" = CPU, stream: Any = None, log_: TransferLog | None = None,
-           name: str = "") -> DeviceArray:
+           name: str = "", uploader: Uploader | None = None) -> DeviceArray:
     """``a`` on ``device``.  On the host stand-in this shares ``a``'s memory (no copy) and is still logged
-    as an upload, so the chain's transfers are counted the same way on a CPU and on a GPU."""
+    as an upload, so the chain's transfers are counted the same way on a CPU and on a GPU.  On CUDA, an
+    ``uploader`` (its ring, pool and stream) is used when given, else one-off buffers on ``stream``."""
     a = np.ascontiguousarray(a)
     dev = Device.parse(device)
+    if dev.kind == "cuda" and uploader is not None:
+        return uploader.upload(a, log_, name)
     if log_ is not None:
         log_.uploads.append((name, a.nbytes))
     if dev.kind == "cpu":
@@ -378,7 +453,7 @@ def upload(a: np.ndarray, device: "Device | str" = CPU, stream: Any = None, log_
     if stream is None:
         raise ModelError("an upload to CUDA needs the stream it is queued on")
     buf = cuda.DeviceBuffer(a.nbytes)
-    host = cuda.HostBuffer(a.shape, a.dtype)  # pinned staging (phase 2: a ring of them, reused per frame)
+    host = cuda.HostBuffer(a.shape, a.dtype)  # one-off pinned staging (an Uploader reuses a ring)
     host.array[...] = a
     cuda.memcpy_htod_async(buf, host, a.nbytes, stream)
     return DeviceArray(buf.ptr, a.shape, a.dtype, dev, stream, _CudaMemory(stream, buf, host))

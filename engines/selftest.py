@@ -3,7 +3,8 @@
 With an NVIDIA GPU, TensorRT and cuda-python: builds FP16 engines of a small pose model with and without the
 CRF attention plugin (and INT8 from a Q/DQ ONNX given with ``--qdq``), compares each against ONNX Runtime at
 batch 1, 4, 16 and above the profile, runs one engine from two threads and asynchronously, checks the engine
-cache (hit and miss), and builds a detector.  What this machine cannot do (no GPU, no TensorRT, TensorRT below
+cache (hit and miss), builds a detector, and runs the chain check of issue 14 (the crop, letterbox and heatmap
+decode graphs on FP32 engines through device arrays and ``run_device``, exact against OpenCV/NumPy).  What this machine cannot do (no GPU, no TensorRT, TensorRT below
 10.9 for the plugin, no triton, no torch to export) is a SKIP with the reason.  Exit 0 when nothing that ran
 failed (``--require-gpu``: and the GPU checks ran), 1 otherwise.
 """
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from engines.base import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -201,9 +204,24 @@ def check_cache(ctx: Context) -> str:
     return f"miss, hit ({first.name}), miss for another batch range"
 
 
+def check_chain(ctx: Context) -> str:
+    """Issue 14's chain check: the crop, letterbox and decode graphs on FP32 TensorRT engines, fed through
+    device arrays (upload, ``run_device``, download) as the chain runs them, exact against OpenCV/NumPy."""
+    from engines.chain_check import check_graphs
+
+    res = check_graphs("trt", cache_dir=ctx.tmp / "chain", on_device=True)
+    for r in res:
+        print(f"    {r.line()}")
+    bad = [r for r in res if not r.ok]
+    if bad:
+        raise ModelError("; ".join(f"{r.name}: {r.detail}" for r in bad))
+    return f"{len(res)} graphs exact on TensorRT through run_device ({', '.join(r.name for r in res)})"
+
+
 CHECKS: list[tuple[str, Callable[[Context], str]]] = [
     ("fp16 decomposed", check_fp16), ("fp16 plugin", check_plugin), ("int8 q/dq", check_int8),
-    ("detector", check_detector), ("threads + run_async", check_threads_and_async), ("engine cache", check_cache)]
+    ("detector", check_detector), ("threads + run_async", check_threads_and_async), ("engine cache", check_cache),
+    ("chain graphs", check_chain)]
 
 
 def main(argv: list[str] | None = None) -> int:

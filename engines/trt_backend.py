@@ -1,4 +1,5 @@
-"""Run a TensorRT engine: :class:`TrtBackend` (``run``) and its asynchronous form (``run_async`` -> :class:`TrtPending`).
+"""Run a TensorRT engine: :class:`TrtBackend` (``run``), its asynchronous form (``run_async`` -> :class:`TrtPending`)
+and ``run_device`` on device arrays (one engine's output feeds the next without a copy).
 
 The backend owns its execution context, CUDA stream, and ``slots`` sets of pinned
 host + device buffers sized for the profile's largest batch.  ``run_async``
@@ -54,6 +55,7 @@ class _Slot:
         self.dev = {n: cuda.DeviceBuffer(self.host[n].nbytes) for n in shapes}
         self.event = cuda.Event()
         self.pending: TrtPending | None = None
+        self.used = False  # the event was recorded at least once
 
     def close(self) -> None:
         for b in list(self.dev.values()) + list(self.host.values()):
@@ -143,6 +145,8 @@ class TrtBackend(Backend):
             max_shapes[s.name] = shape
         dtypes = {s.name: s.dtype for s in ins + outs}
         self._slots = [_Slot(cuda, max_shapes, dtypes) for _ in range(max(1, slots))]
+        self._input_ready = cuda.Event()  # recorded on a producer's stream; this stream waits on it
+        self.staged: list[tuple[str, int]] = []  # host-backed inputs run_device copied up (name, bytes)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, precision: str | None = None, max_batch: int = 16,
@@ -197,8 +201,80 @@ class TrtBackend(Backend):
                 cuda.memcpy_dtoh_async(slot.host[spec.name], slot.dev[spec.name], nbytes, self.stream)
                 shapes.append((spec.name, shape))
             slot.event.record(self.stream)
+            slot.used = True
             slot.pending = TrtPending(self, slot, shapes)
             return slot.pending
+
+    def _check_device_inputs(self, arrays: tuple[Any, ...]) -> int:
+        if len(arrays) != len(self.inputs):
+            raise ModelError(f"{self.path}: expected {len(self.inputs)} input(s), got {len(arrays)}")
+        for spec, a in zip(self.inputs, arrays):
+            if np.dtype(a.dtype) != np.dtype(spec.dtype):
+                raise ModelError(f"input {spec.name}: dtype {a.dtype} given, the engine takes {np.dtype(spec.dtype)}")
+            if len(a.shape) != len(spec.shape) or any(d is not None and d != g for d, g in zip(spec.shape, a.shape)):
+                want = ["?" if d is None else d for d in spec.shape]
+                raise ModelError(f"input {spec.name}: shape {list(a.shape)} given, the engine takes {want}")
+        n = max([int(a.shape[0]) for spec, a in zip(self.inputs, arrays) if spec.shape and spec.shape[0] is None],
+                default=1)
+        if n > self._max_batch:
+            raise ValueError(f"batch {n} exceeds the engine's profile ({self._max_batch}); run it in parts")
+        return n
+
+    def _wait_for(self, stream: Any) -> None:
+        """This engine's stream waits (on the device, not the host) for the work queued on ``stream``."""
+        from engines import cuda
+
+        if stream is None or int(cuda.stream_handle(stream) or 0) == int(self.stream.handle or 0):
+            return  # (cuda-python's stream handles compare as ints: the same stream can come as two objects)
+        self._input_ready.record(stream)
+        self.stream.wait_event(self._input_ready)
+
+    def run_device(self, *arrays: Any) -> list[Any]:
+        """Run one batch on :class:`engines.device.DeviceArray` inputs; outputs are device arrays, no host sync.
+
+        CUDA inputs are bound by address (no copy); where an input was written on another stream, this
+        engine's stream first waits for it on an event (the host does not wait).  Host-backed inputs are
+        copied up through this slot's pinned and device buffers (listed in ``staged``).  The outputs are
+        views of the slot's output buffers on this engine's stream: valid until this backend has run
+        ``slots`` more times, so a consumer reads (or downloads) them before that.
+        """
+        from engines import cuda
+        from engines.device import Device, DeviceArray
+
+        self._check_device_inputs(arrays)
+        with self._lock:
+            if not self._slots:
+                raise ModelError(f"{self.path}: the backend is closed")
+            slot = self._slots[self._next]
+            self._next = (self._next + 1) % len(self._slots)
+            if slot.pending is not None:
+                slot.pending._collect()
+            for spec, a in zip(self.inputs, arrays):
+                if not self.context.set_input_shape(spec.name, tuple(a.shape)):
+                    raise ModelError(f"TensorRT refused input {spec.name} of shape {list(a.shape)}")
+                if a.is_host:  # staged: the slot's pinned buffer, then its device buffer
+                    if slot.used:
+                        slot.event.synchronize()  # the slot's last copy from the pinned buffer has finished
+                        slot.used = False
+                    host = slot.host[spec.name]
+                    host.array.reshape(-1).view(np.uint8)[:a.nbytes] = a.numpy().reshape(-1).view(np.uint8)
+                    cuda.memcpy_htod_async(slot.dev[spec.name], host, a.nbytes, self.stream)
+                    self.staged.append((spec.name, a.nbytes))
+                    ptr = slot.dev[spec.name].ptr
+                else:
+                    self._wait_for(a.stream)
+                    ptr = a.ptr
+                self.context.set_tensor_address(spec.name, ptr)
+            for spec in self.outputs:
+                self.context.set_tensor_address(spec.name, slot.dev[spec.name].ptr)
+            if not self.context.execute_async_v3(int(self.stream.handle)):
+                raise ModelError("TensorRT execute_async_v3 failed (see the TensorRT log)")
+            outs = [DeviceArray(slot.dev[spec.name].ptr, dims_tuple(self.context.get_tensor_shape(spec.name)),
+                                spec.dtype, Device("cuda", 0), stream=self.stream, owner=slot)
+                    for spec in self.outputs]
+            slot.event.record(self.stream)
+            slot.used = True
+            return outs
 
     def run(self, *arrays: np.ndarray) -> list[np.ndarray]:
         """Run a batch of any size: split into profile-sized parts, all enqueued before the first is collected."""
@@ -218,5 +294,7 @@ class TrtBackend(Backend):
                     slot.pending._collect()
                 slot.close()
             self._slots = []
+            if getattr(self, "_input_ready", None) is not None:
+                self._input_ready.close()
             if getattr(self, "stream", None) is not None:
                 self.stream.close()

@@ -14,6 +14,9 @@ Each route is optional and probed, never assumed:
   and :func:`jetson_file_pipeline` give pipelines for ``--source``.
 - **NVENC via PyAV** (``h264_nvenc``): the annotated MP4 encoded on the GPU; probed by opening
   a small encoder (compiled-in is not enough: it needs the driver).
+
+The sources and the sink themselves are in :mod:`realtime.gpu_video` (``nvdec:FILE``,
+``jetson:FILE``, ``csi:N``; :class:`realtime.gpu_video.NvencMp4Writer`).
 """
 
 from __future__ import annotations
@@ -158,9 +161,10 @@ def jetson_file_pipeline(path: str, codec: str = "h264") -> str:
 
 def describe() -> str:
     """One paragraph for ``--help`` and the README: the routes and how each is chosen."""
-    return ("GPU video (optional, detected; python -m realtime.gpu_io lists them): NVDEC through PyNvVideoCodec "
-            "(frames stay on the GPU) or PyAV's h264_cuvid, GStreamer nvv4l2decoder / nvarguscamerasrc on Jetson "
-            "(pipelines from realtime.gpu_io.jetson_*_pipeline as --source), NVENC (h264_nvenc) for --output.")
+    return ("GPU video (optional, detected; python -m realtime.gpu_io lists them): --source nvdec:FILE decodes "
+            "with NVDEC through PyNvVideoCodec (frames also kept in GPU memory); on a Jetson --source jetson:FILE "
+            "(GStreamer nvv4l2decoder) and --source csi:N (nvarguscamerasrc), with JetPack's OpenCV; "
+            "--encoder h264_nvenc writes the MP4 with NVENC where PyAV's FFmpeg has it and it opens.")
 
 
 def main(argv: list[str] | None = None) -> int:

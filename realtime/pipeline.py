@@ -1,10 +1,11 @@
 """The realtime pipeline: source -> detect -> crop -> pose -> decode -> track/smooth -> draw -> sinks.
 
-Three threads overlap the work: a reader (decode), the inference thread (detect,
-crop, pose, track, smooth) and a writer (draw, encode, JSON, window).  They talk
-through bounded queues; every ``put`` waits with a timeout and re-checks a stop
-event, so shutdown (end of file, Ctrl-C, SIGTERM, an error) never hangs and
-whatever was processed is written.
+Four threads overlap the work: a reader (decode), the detector, the calling thread
+(crop, pose, track, smooth) and a writer (draw, encode, JSON, window).  They talk
+through bounded queues.  Every wait has a timeout and looks at the stop event, so a
+stop (end of file, Ctrl-C, SIGTERM, an error) never hangs, even when the source
+blocks forever in a read (a stalled pipe): reading ends, the frames in flight are
+finished (within ``stop_timeout``) and written, and the outputs are closed.
 """
 
 from __future__ import annotations
@@ -13,30 +14,26 @@ import logging
 import queue
 import threading
 import time
-from collections import defaultdict, deque
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from realtime.detectors import PersonDetector
-from realtime.draw import Renderer
+from realtime.draw import KPT_THR, Renderer
 from realtime.pose import Cropper, PoseEstimator
-from realtime.sinks import CocoJsonWriter, JsonlWriter, Mp4Writer, Window
 from realtime.sources import VideoSource
-from realtime.tracking import Smoother, Tracker, boxes_from_keypoints, iou_matrix
-from realtime.types import Frame, Poses
+from realtime.summary import DEMO_MIN_VISIBLE, LATENCY_WINDOW, StageTimer, Summary, score_demo
+from realtime.tracking import Smoother, Tracker, boxes_from_keypoints
+from realtime.types import Detections, Frame, Poses
+from realtime.writer import WriterStage
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PipelineConfig", "Summary", "Pipeline"]
+__all__ = ["PipelineConfig", "Summary", "Pipeline", "DEMO_MIN_VISIBLE", "LATENCY_WINDOW"]
 
+_score_demo = score_demo  # the name the benchmarks import
 _END = object()
-
-
-LATENCY_WINDOW = 10_000  # frames of latency kept for the summary's mean and p95
+POLL = 0.05  # seconds: the longest a waiting thread goes without looking at the stop event
 
 
 @dataclass
@@ -53,124 +50,97 @@ class PipelineConfig:
     json_path: Path | None = None
     jsonl_path: Path | None = None
     queue_size: int = 8  # frames between stages for files (live sources keep 1: newest wins)
-    overlay: bool = True  # FPS / latency text on the frames
+    overlay: bool = True  # FPS (and, for live sources, latency) text on the frames
+    kpt_thr: float = KPT_THR  # joints under this confidence are not drawn
+    audio: bool = True  # carry a video file's sound into the MP4
+    stop_timeout: float = 1.5  # after stop(): seconds to finish the frames in flight (the rest are not written)
 
 
-@dataclass
-class Summary:
-    """What happened in a run: counts, timings, and the demo's accuracy against its ground truth."""
-
-    frames_in: int = 0
-    frames_out: int = 0
-    persons: int = 0
-    dropped: int = 0
-    corrupt: int = 0
-    seconds: float = 0.0
-    stage_ms: dict[str, float] = field(default_factory=dict)
-    interrupted: bool = False
-    gt_people: int = 0
-    gt_found: int = 0
-    pck_hits: int = 0
-    pck_total: int = 0
-    # capture -> drawn/written, the last LATENCY_WINDOW frames (bounded: a camera may run for days)
-    latency_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW), repr=False)
-    live: bool = False  # latency is reported for live sources (files are read ahead, so theirs is queueing)
-
-    @property
-    def fps(self) -> float:
-        return self.frames_out / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def recall(self) -> float | None:
-        return self.gt_found / self.gt_people if self.gt_people else None
-
-    @property
-    def pck(self) -> float | None:
-        return self.pck_hits / self.pck_total if self.pck_total else None
-
-    def text(self) -> str:
-        """The closing summary printed by ``python -m realtime.run``."""
-        lines = [f"frames in {self.frames_in}, out {self.frames_out}, persons {self.persons}, dropped "
-                 f"{self.dropped}, corrupt {self.corrupt}{' (interrupted)' if self.interrupted else ''}",
-                 f"{self.fps:.1f} frames/s end to end over {self.seconds:.1f} s"
-                 + (f"; latency (capture to output) ms mean {np.mean(self.latency_ms):.0f}, "
-                    f"p95 {np.percentile(self.latency_ms, 95):.0f}" if self.latency_ms and self.live else ""),
-                 "per-frame ms (stages overlap in threads): "
-                 + ", ".join(f"{k} {v:.1f}" for k, v in self.stage_ms.items())]
-        if self.recall is not None:
-            lines.append(f"demo ground truth: detection recall {self.recall:.3f} (IoU >= 0.5, people with half "
-                         f"their joints in view), "
-                         f"PCK@0.2 {self.pck if self.pck is not None else float('nan'):.3f} "
-                         f"over {self.pck_total} visible joints of detected people")
-        return "\n".join(lines)
+class _Abandoned(Exception):
+    """The frame in hand cannot be finished: the detector thread is gone or the stop deadline passed."""
 
 
-class _Timer:
-    def __init__(self) -> None:
-        self.total: dict[str, float] = defaultdict(float)
-        self.count: dict[str, int] = defaultdict(int)
+class _DetectorThread:
+    """The only thread that runs the detector (a TensorRT execution context belongs to one thread).
 
-    def add(self, name: str, seconds: float) -> None:
-        self.total[name] += seconds
-        self.count[name] += 1
-
-    def per_frame_ms(self, frames: int) -> dict[str, float]:
-        return {k: 1000 * v / max(1, frames) for k, v in self.total.items()}
-
-
-def _put(q: queue.Queue, item: Any, stop: threading.Event, drain_on_stop: bool = False) -> bool:
-    """Put with a timeout loop; gives up when ``stop`` is set (unless draining)."""
-    while True:
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            if stop.is_set() and not drain_on_stop:
-                return False
-
-
-DEMO_MIN_VISIBLE = 0.5  # a person counts for recall when at least half of their joints are in view
-
-
-def _score_demo(summary: Summary, gt: Any, poses: Poses) -> None:
-    """Detection recall and PCK@0.2 (torso) of this frame against the demo's ground truth.
-
-    Recall counts the people with at least half of their joints visible (one stepping in
-    at the frame's edge with a sliver showing is not yet "in the picture"); a detection
-    matches a person at box IoU >= 0.5.  PCK is over the visible joints of every matched person.
+    It detects on frame ``n`` while the pose stage works on frame ``n - 1``; frames that
+    ``--detect-every`` skips go through with ``None`` (followed from keypoints).  When the
+    pose stage has nobody to follow on a skipped frame it asks here with :meth:`request`
+    instead of running the detector itself; requests are answered before new frames.
+    After a stop, frames still in the read-ahead queue are discarded (and no longer
+    counted as read); those past it are finished.
     """
-    from mca.metrics import torso_size
 
-    if gt is None or not getattr(gt, "people", None):
-        return
-    gt_boxes = np.stack([p.box for p in gt.people])
-    in_view = [float(np.mean(p.visible)) >= DEMO_MIN_VISIBLE for p in gt.people]
-    summary.gt_people += sum(in_view)
-    if not len(poses):
-        return
-    iou = iou_matrix(gt_boxes, poses.boxes)
-    pairs = sorted(((iou[g, j], g, j) for g in range(iou.shape[0]) for j in range(iou.shape[1]) if iou[g, j] >= 0.5),
-                   reverse=True)
-    used_g: set[int] = set()
-    used_p: set[int] = set()
-    for _v, g, j in pairs:
-        if g in used_g or j in used_p:
-            continue
-        used_g.add(g)
-        used_p.add(j)
-        summary.gt_found += int(in_view[g])
-        person = gt.people[g]
-        if person.joints.shape[0] != poses.keypoints.shape[1]:
-            continue
-        norm = float(torso_size(person.joints[None], _demo_joint_set(person.joints.shape[0]))[0])
-        d = np.linalg.norm(poses.keypoints[j] - person.joints, axis=1)
-        vis = person.visible.astype(bool)
-        summary.pck_hits += int(((d <= 0.2 * norm) & vis).sum())
-        summary.pck_total += int(vis.sum())
+    def __init__(self, pipeline: "Pipeline", q_in: queue.Queue, q_det: queue.Queue,
+                 reading_over: Callable[[], bool], summary: Summary) -> None:
+        self.pipeline, self.q_in, self.q_det, self.reading_over = pipeline, q_in, q_det, reading_over
+        self.summary = summary
+        self.requests: queue.Queue = queue.Queue()
+        self.done = threading.Event()  # set by the pose stage: it will take and ask nothing more
+        self.thread = threading.Thread(target=self._loop, name="detector", daemon=True)
 
+    def request(self, frame: Frame, give_up: Callable[[], bool]) -> Detections:
+        """Detections of ``frame`` from the detector thread (raises :class:`_Abandoned` if it cannot answer)."""
+        answer: list[Any] = [None, None]
+        ready = threading.Event()
+        self.requests.put((frame, answer, ready))
+        while not ready.wait(POLL):
+            if not self.thread.is_alive() or give_up():
+                raise _Abandoned
+        if answer[1] is not None:
+            raise answer[1]
+        return answer[0]
 
-def _demo_joint_set(k: int) -> str:
-    return "mpii16" if k == 16 else "coco17"
+    def _serve(self) -> None:
+        while True:
+            try:
+                frame, answer, ready = self.requests.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                answer[0] = self.pipeline._timed_detect(frame)
+            except BaseException as e:  # noqa: BLE001 - raised in the asking thread
+                answer[1] = e
+            finally:
+                ready.set()
+
+    def _hand_on(self, item: Any) -> None:
+        while not self.done.is_set():
+            self._serve()
+            try:
+                self.q_det.put(item, timeout=0.01)
+                return
+            except queue.Full:
+                pass
+
+    def _loop(self) -> None:
+        p = self.pipeline
+        every = max(1, p.cfg.detect_every)
+        n = 0
+        try:
+            while not self.done.is_set():
+                self._serve()
+                try:
+                    frame = self.q_in.get(timeout=0.01)
+                except queue.Empty:
+                    if self.reading_over():
+                        break
+                    continue
+                if p.stop_event.is_set():  # stopped: frames read ahead but not started are not read after all
+                    with p._gate:
+                        self.summary.frames_in -= 1
+                    continue
+                if frame.new_scene:  # a folder's next photo or video: detect, do not follow
+                    n = 0
+                det = p._timed_detect(frame) if n % every == 0 else None
+                n += 1
+                self._hand_on((frame, det))
+        except BaseException as e:  # noqa: BLE001 - handed to the calling thread
+            p._fail(e)
+        finally:
+            self._hand_on(_END)
+            while not self.done.wait(0.01):  # frames before _END may still need a detection
+                self._serve()
 
 
 class Pipeline:
@@ -190,17 +160,25 @@ class Pipeline:
         self.cropper = Cropper(info.input_size, info.heatmap_size, cfg.crop_padding or info.crop_padding)
         self.tracker = Tracker()
         self.smoother = Smoother() if cfg.smooth else None
-        self.renderer = Renderer(info.skeleton, attention=cfg.show_attention)
+        self.renderer = Renderer(info.skeleton, min_score=cfg.kpt_thr, attention=cfg.show_attention)
         pose.attention = cfg.show_attention is not None  # copy attention maps only when they are drawn
         self.stop_event = threading.Event()
         self.progress = progress
-        self.timer = _Timer()
+        self.timer = StageTimer()
         self.errors: list[BaseException] = []
         self.detector_runs = 0
         self._frames_seen = 0
+        self._detect_now: Callable[[Frame], Detections] = self._timed_detect  # run(): via the detector thread
+        self._gate = threading.Lock()  # the reader admits a frame and the detector closes reading under it
+        self._reader_done = threading.Event()
+        self._inference_over = threading.Event()
 
     def stop(self) -> None:
         """Stop reading; frames already read are finished and written (thread- and signal-safe)."""
+        self.stop_event.set()
+
+    def _fail(self, e: BaseException) -> None:
+        self.errors.append(e)
         self.stop_event.set()
 
     # -- stages ---------------------------------------------------------------------------
@@ -211,14 +189,23 @@ class Pipeline:
         self.detector_runs += 1
         return det
 
+    def _timed_detect(self, frame: Frame) -> Detections:
+        t0 = time.perf_counter()
+        det = self.detect(frame)
+        self.timer.add("detect", time.perf_counter() - t0)
+        return det
+
     def process(self, frame: Frame, previous: Poses | None, det: Detections | None = None) -> Poses:
         """Crop, estimate, track, smooth one frame; ``det`` from the detector thread, else detect or follow here."""
         t = time.perf_counter
-        t0 = t()
+        if frame.new_scene:  # unrelated to the frame before: nobody is followed, tracked or smoothed across
+            previous, self._frames_seen = None, 0
+            self.tracker = Tracker()
+            self.smoother = Smoother() if self.cfg.smooth else None
         if det is None:
             every = max(1, self.cfg.detect_every)
             if previous is None or not len(previous) or every == 1 or self._frames_seen % every == 0:
-                det = self.detect(frame)
+                det = self._detect_now(frame)
             else:
                 det = boxes_from_keypoints(previous, frame.size)
         self._frames_seen += 1
@@ -232,173 +219,165 @@ class Pipeline:
         if self.smoother is not None:
             poses = self.smoother.smooth(poses, frame.timestamp)
         t4 = t()
-        if t1 - t0 > 1e-4:
-            self.timer.add("detect", t1 - t0)
         for name, dt in (("crop", t2 - t1), ("pose", t3 - t2), ("track", t4 - t3)):
             self.timer.add(name, dt)
         return poses
 
-    def _detector_thread(self, q_in: queue.Queue, q_det: queue.Queue) -> None:
-        """Detect on frame ``n`` while the pose stage works on frame ``n - 1`` (frames on which
-        ``--detect-every`` skips the detector go through with ``None``: followed from keypoints)."""
-        stop = self.stop_event
-        every = max(1, self.cfg.detect_every)
-        n = 0
-        try:
-            while True:
-                frame = q_in.get()
-                if frame is _END:
-                    break
-                det = None
-                if n % every == 0 and not stop.is_set():
-                    t0 = time.perf_counter()
-                    det = self.detect(frame)
-                    self.timer.add("detect", time.perf_counter() - t0)
-                n += 1
-                _put(q_det, (frame, det), stop, drain_on_stop=True)
-        except BaseException as e:  # noqa: BLE001 - handed to the main thread
-            self.errors.append(e)
-            stop.set()
-            while q_in.get() is not _END:  # let the reader finish
+    # -- threads --------------------------------------------------------------------------
+    def _admit(self, frame: Frame, q_in: queue.Queue, summary: Summary, live: bool) -> bool:
+        """Queue a frame read by the reader; False once stopped (the frame is not counted)."""
+        while True:
+            with self._gate:
+                if self.stop_event.is_set():
+                    return False
+                try:
+                    q_in.put_nowait(frame)
+                    summary.frames_in += 1
+                    return True
+                except queue.Full:
+                    if live:  # newest wins: a frame still waiting for inference is stale
+                        try:
+                            q_in.get_nowait()
+                            summary.dropped += 1
+                        except queue.Empty:
+                            pass
+                        continue
+            self.stop_event.wait(0.005)
+
+    def _reading_over(self, q_in: queue.Queue) -> bool:
+        """True when no frame will enter ``q_in`` again and it is empty (read to the end, or stopped)."""
+        if self._reader_done.is_set():
+            return q_in.empty()
+        if self.stop_event.is_set():
+            with self._gate:  # the reader admits nothing after this, even if it is blocked in a read
                 pass
-        finally:
-            _put(q_det, _END, stop, drain_on_stop=True)
+            return q_in.empty()
+        return False
 
     def _reader(self, source: VideoSource, q_in: queue.Queue, summary: Summary) -> None:
-        stop = self.stop_event
         t = time.perf_counter()
         try:
             for frame in source.frames():
                 self.timer.add("read", time.perf_counter() - t)
-                if source.is_live:
-                    while True:  # newest wins: a frame still waiting for inference is stale
-                        try:
-                            q_in.put_nowait(frame)
-                            break
-                        except queue.Full:
-                            try:
-                                q_in.get_nowait()
-                                summary.dropped += 1
-                            except queue.Empty:
-                                pass
-                elif not _put(q_in, frame, stop):
-                    break
-                summary.frames_in += 1
-                if stop.is_set():
+                if not self._admit(frame, q_in, summary, source.is_live):
                     break
                 t = time.perf_counter()
-        except BaseException as e:  # noqa: BLE001 - handed to the main thread
-            self.errors.append(e)
-            stop.set()
+        except BaseException as e:  # noqa: BLE001 - handed to the calling thread
+            self._fail(e)
         finally:
-            _put(q_in, _END, stop, drain_on_stop=True)
+            self._reader_done.set()
 
-    def _writer(self, source: VideoSource, q_out: queue.Queue, summary: Summary) -> None:
-        cfg, stop = self.cfg, self.stop_event
+    def _next_item(self, q_out: queue.Queue) -> Any:
+        """The writer's next frame, or _END (also when the calling thread is gone without sending it)."""
+        while True:
+            try:
+                return q_out.get(timeout=POLL)
+            except queue.Empty:
+                if self._inference_over.is_set() and q_out.empty():
+                    return _END
+
+    def _writer(self, stage: WriterStage, q_out: queue.Queue) -> None:
         try:
-            with ExitStack() as stack:
-                mp4 = (stack.enter_context(Mp4Writer(cfg.output, source.fps, timestamps=source.is_live))
-                       if cfg.output else None)
-                coco = stack.enter_context(CocoJsonWriter(cfg.json_path)) if cfg.json_path else None
-                jsonl = (stack.enter_context(JsonlWriter(cfg.jsonl_path, self.pose.info.joint_names))
-                         if cfg.jsonl_path else None)
-                win = stack.enter_context(Window()) if cfg.show else None
-                fps_ema, last, lat_ema = 0.0, None, 0.0
-                while True:
-                    item = q_out.get()
-                    if item is _END:
-                        break
-                    frame, poses = item
-                    t0 = time.perf_counter()
-                    if last is not None:
-                        fps_ema = 0.9 * fps_ema + 0.1 / max(t0 - last, 1e-6) if fps_ema else 1 / max(t0 - last, 1e-6)
-                    last = t0
-                    latency = 1000 * (t0 - frame.captured)
-                    lat_ema = 0.9 * lat_ema + 0.1 * latency if lat_ema else latency
-                    summary.latency_ms.append(latency)
-                    if mp4 is not None or win is not None:
-                        text = (f"{fps_ema:5.1f} fps  {lat_ema:4.0f} ms  {len(poses)} people"
-                                if cfg.overlay else None)
-                        img = self.renderer.draw(frame.image, poses, text)
-                        t1 = time.perf_counter()
-                        self.timer.add("draw", t1 - t0)
-                        if mp4 is not None:
-                            mp4.write(img, frame.timestamp)
-                            self.timer.add("encode", time.perf_counter() - t1)
-                        if win is not None and not win.show(img):
-                            stop.set()
-                    if coco is not None:
-                        coco.write(frame.index, poses)
-                    if jsonl is not None:
-                        jsonl.write(frame.index, frame.timestamp, poses)
-                    summary.frames_out += 1
-                    summary.persons += len(poses)
-                    if self.progress:
-                        self.progress(1)
+            stage.run(lambda: self._next_item(q_out), _END)
         except BaseException as e:  # noqa: BLE001 - re-raised by run() after the other threads end
-            self.errors.append(e)
-            stop.set()
-            while q_out.get() is not _END:  # keep the inference thread from blocking on a full queue
+            self._fail(e)
+            while self._next_item(q_out) is not _END:  # keep the calling thread from blocking on a full queue
                 pass
 
     def run(self, source: VideoSource) -> Summary:
-        """Process ``source`` to the end (or ``stop()``); outputs are closed and playable on every exit."""
-        cfg = self.cfg
+        """Process ``source`` to the end (or ``stop()``); outputs are closed and playable on every exit.
+
+        A ``KeyboardInterrupt`` (a second Ctrl-C) is re-raised after the outputs are closed.
+        """
+        cfg, stop = self.cfg, self.stop_event
         summary = Summary(live=source.is_live)
-        q_in: queue.Queue = queue.Queue(maxsize=1 if source.is_live else max(1, cfg.queue_size))
+        depth = 1 if source.is_live else max(1, cfg.queue_size)
+        q_in: queue.Queue = queue.Queue(maxsize=depth)
+        q_det: queue.Queue = queue.Queue(maxsize=min(2, depth))  # read-ahead is in q_in; this only overlaps
         q_out: queue.Queue = queue.Queue(maxsize=max(1, cfg.queue_size))
-        stop = self.stop_event
-        # Frames flow reader -> detector -> (this thread: crop, pose, track) -> writer.  The detector
-        # gets its own thread so that detection of frame n overlaps the pose model on frame n - 1.
-        q_det: queue.Queue = queue.Queue(maxsize=1 if source.is_live else max(1, cfg.queue_size))
+        self._reader_done.clear()
+        self._inference_over.clear()
+        stage = WriterStage(cfg, source.fps, source.is_live, self.pose.info.joint_names, self.renderer, self.timer,
+                            summary, self.progress, on_quit=self.stop, time_base=getattr(source, "time_base", None))
+        stage.open()  # before any frame is read: an output that cannot be written fails the run here
+        detector = _DetectorThread(self, q_in, q_det, lambda: self._reading_over(q_in), summary)
         reader = threading.Thread(target=self._reader, args=(source, q_in, summary), name="reader", daemon=True)
-        detector = threading.Thread(target=self._detector_thread, args=(q_in, q_det), name="detector", daemon=True)
-        writer = threading.Thread(target=self._writer, args=(source, q_out, summary), name="writer", daemon=True)
+        writer = threading.Thread(target=self._writer, args=(stage, q_out), name="writer", daemon=True)
+        deadline: list[float] = []
+
+        def past_deadline() -> bool:
+            if stop.is_set() and not deadline:
+                deadline.append(time.monotonic() + cfg.stop_timeout)
+            return bool(deadline) and time.monotonic() > deadline[0]
+
+        self._detect_now = lambda f: detector.request(f, past_deadline)
         t_start = time.perf_counter()
         reader.start()
-        detector.start()
+        detector.thread.start()
         writer.start()
         previous: Poses | None = None
         try:
-            while True:
+            while not past_deadline():
                 try:
-                    item = q_det.get(timeout=0.1)
+                    item = q_det.get(timeout=POLL)
                 except queue.Empty:
-                    if not detector.is_alive() and q_det.empty():
+                    if not detector.thread.is_alive() and q_det.empty():
                         break
                     continue
                 if item is _END:
                     break
                 frame, det = item
-                poses = self.process(frame, previous, det)
+                try:
+                    poses = self.process(frame, previous, det)
+                except _Abandoned:
+                    break
                 previous = poses
                 if frame.ground_truth is not None:
-                    _score_demo(summary, frame.ground_truth, poses)
-                _put(q_out, (frame, poses), stop, drain_on_stop=True)
+                    score_demo(summary, frame.ground_truth, poses)
+                if not self._hand_to_writer(q_out, (frame, poses), writer):
+                    break
         except KeyboardInterrupt:
             summary.interrupted = True
-            stop.set()
+            raise
         except BaseException as e:  # noqa: BLE001 - re-raised after the outputs are closed
-            self.errors.append(e)
-            stop.set()
+            self._fail(e)
         finally:
+            self._inference_over.set()
+            detector.done.set()
             stop.set()
             source.stop()
-            # Let the reader and the detector finish their puts, then flush the writer with what was processed.
-            while detector.is_alive():
-                try:
-                    q_det.get(timeout=0.1)
-                except queue.Empty:
-                    pass
-            _put(q_out, _END, stop, drain_on_stop=True)
-            writer.join()
+            self._detect_now = self._timed_detect
+            self._hand_to_writer(q_out, _END, writer)
+            while writer.is_alive():  # the outputs are being closed; a second Ctrl-C still gets through
+                writer.join(POLL)
+            reader.join(POLL)
+            detector.thread.join(POLL)
         summary.seconds = time.perf_counter() - t_start
         lost = summary.frames_in - summary.dropped - summary.frames_out  # dropped so far: stale live frames
         summary.dropped += source.dropped
         summary.corrupt = source.corrupt
         summary.stage_ms = self.timer.per_frame_ms(max(1, summary.frames_out))
-        if lost > 0 and not summary.interrupted and not self.errors:
-            log.warning("%d frames read but not written", lost)
+        if reader.is_alive():
+            log.debug("the source is blocked in a read; it is left to end with the process")
         if self.errors:
             raise self.errors[0]
+        audio = getattr(source, "audio_path", None)
+        if cfg.audio and audio is not None and stage.mp4 is not None and stage.mp4.frames:
+            from realtime.audio import carry_audio
+
+            carry_audio(cfg.output, audio, stage.first_timestamp or 0.0)
+        if lost > 0:
+            log.warning("%d frames read were not written (%s)", lost,
+                        f"not finished within {cfg.stop_timeout:g} s of the stop" if deadline else "lost")
         return summary
+
+    @staticmethod
+    def _hand_to_writer(q_out: queue.Queue, item: Any, writer: threading.Thread) -> bool:
+        """Queue ``item`` for the writer; False when the writer has ended (an output failed)."""
+        while writer.is_alive():
+            try:
+                q_out.put(item, timeout=POLL)
+                return True
+            except queue.Full:
+                pass
+        return False

@@ -56,8 +56,30 @@ class PoseModelInfo:
         if "heatmaps" not in names:
             raise ModelError(f"{backend.path}: no 'heatmaps' output")
         self.heatmap_index = names.index("heatmaps")
+        self._check_against_graph(backend)
         self.attention_index = names.index("holistic_attention") if "holistic_attention" in names else None
         self.part_attention_index = names.index("part_attention") if "part_attention" in names else None
+
+    def _check_against_graph(self, backend: Backend) -> None:
+        """The metadata must describe the graph: a wrong size gives silently wrong keypoints, a wrong skeleton
+        or flip index a crash deep in drawing or flip-testing."""
+        k = self.num_joints
+        where = f"{backend.path}: metadata"
+        if sorted(self.flip_index) != list(range(k)):
+            raise ModelError(f"{where} mca.flip_index is not a permutation of the {k} joints")
+        if any(not (0 <= a < k and 0 <= b < k) for a, b in self.skeleton):
+            raise ModelError(f"{where} mca.skeleton names a joint outside 0..{k - 1}")
+        shape = tuple(backend.inputs[0].shape) if backend.inputs else ()
+        if len(shape) == 4 and any(isinstance(d, int) and d != self.input_size for d in shape[1:3]):
+            raise ModelError(f"{where} mca.input_size is {self.input_size} but the graph's input is "
+                             f"{shape[1]}x{shape[2]}")
+        out = tuple(backend.outputs[self.heatmap_index].shape)
+        if len(out) == 4:
+            if isinstance(out[1], int) and out[1] != k:
+                raise ModelError(f"{where} names {k} joints but the graph gives {out[1]} heatmaps")
+            if any(isinstance(d, int) and d != self.heatmap_size for d in out[2:]):
+                raise ModelError(f"{where} mca.heatmap_size is {self.heatmap_size} but the graph's heatmaps are "
+                                 f"{out[2]}x{out[3]}")
 
     @property
     def num_joints(self) -> int:
@@ -111,10 +133,7 @@ class PoseEstimator:
             return Poses.empty(k)
         chunks = [crops.images[i:i + self.max_batch] for i in range(0, n, self.max_batch)]
         if self.flip_test:
-            flip = self.info.flip_index
-            # both passes of a chunk go through one batch (2N); attention maps are not averaged
-            parts = [(H.flip_test(lambda b: self._split(self.backend.run(b))[0], c, flip, channels_last=True),
-                      None, None) for c in chunks]
+            parts = [self._flip_pass(c) for c in chunks]
         else:
             pending = [submit(self.backend, c) for c in chunks]  # an async backend queues every chunk first
             parts = [self._split(p.result()) for p in pending]
@@ -122,6 +141,15 @@ class PoseEstimator:
         hol = np.concatenate([p[1][:, 0] for p in parts]) if all(p[1] is not None for p in parts) else None
         part = np.concatenate([p[2] for p in parts]) if all(p[2] is not None for p in parts) else None
         return self.estimate_from_heatmaps(crops, heat, hol, part)
+
+    def _flip_pass(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Heatmaps averaged with the mirror image's (flipped back, left and right joints swapped), in one
+        batch of 2N; the attention maps drawn are the unmirrored pass's."""
+        n = len(chunk)
+        both = np.ascontiguousarray(np.concatenate([chunk, chunk[:, :, ::-1]]))
+        heat, hol, part = self._split(self.backend.run(both))
+        avg = 0.5 * (heat[:n] + H.flip_heatmaps(heat[n:], self.info.flip_index))
+        return avg, None if hol is None else hol[:n], None if part is None else part[:n]
 
     def estimate_from_heatmaps(self, crops: Crops, heat: np.ndarray, attention: np.ndarray | None = None,
                                part_attention: np.ndarray | None = None) -> Poses:
@@ -131,6 +159,10 @@ class PoseEstimator:
             return Poses.empty(k)
         if heat.shape[1] != k:
             raise ModelError(f"{self.backend.path}: {heat.shape[1]} heatmaps but {k} joint names")
+        hs = self.info.heatmap_size
+        if heat.shape[2:] != (hs, hs):  # a graph with dynamic dims, checked on its first output
+            raise ModelError(f"{self.backend.path}: metadata mca.heatmap_size is {hs} but the model gave "
+                             f"{heat.shape[2]}x{heat.shape[3]} heatmaps")
         coords, conf = H.decode_heatmaps(heat, refine=self.refine)
         mats = np.stack([t.heatmap_to_frame for t in crops.transforms])
         kps = H.apply_affine(mats, coords).astype(np.float32)

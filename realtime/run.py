@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 import threading
 from pathlib import Path
 
+from realtime.draw import KPT_THR
 from realtime.models import BUNDLED, MODELS_DIR
 
 log = logging.getLogger("realtime.run")
@@ -63,16 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Multi-person pose estimation on a camera, video file, folder, stream or the synthetic demo: "
                     "detect people, crop, run the MCA pose model, track and smooth, and write an annotated H.264 "
                     "MP4 and keypoint JSON. Needs no PyTorch.",
-        epilog="Exit codes: 0 done (also after Ctrl-C/SIGTERM, with the outputs closed and valid), 2 a user error "
-               "(bad source, model or option: one 'error:' line), 130 interrupted before any frame was written.\n\n"
+        epilog="Exit codes: 0 done (also after a first Ctrl-C or SIGTERM: reading stops, the frames in flight are "
+               "finished and the outputs closed and valid, within about 2 s even if the input has stalled), 2 a user "
+               "error or an output that cannot be written (one 'error:' line; what was written is kept), 130 a "
+               "second Ctrl-C, or an interrupt before any frame was written. Faults and what is kept: the README's "
+               "fault matrix.\n\n"
                "Bundled models (in " + str(MODELS_DIR) + "):\n" + _bundled_list(),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     io = p.add_argument_group("input and output")
     io.add_argument("--source", default="demo", metavar="SRC",
                     help="'demo' (a synthetic multi-person video rendered on the fly, scored against its ground "
                          "truth at the end), a webcam index (0), a video file, a folder of images/videos, an "
-                         "rtsp:// or http(s):// URL, or a GStreamer pipeline (contains '!', e.g. a Jetson CSI "
-                         "camera ending in appsink). Default: demo")
+                         "rtsp:// or http(s):// URL, '-' for standard input (a pipe), or a GStreamer pipeline "
+                         "(contains '!', e.g. a Jetson CSI camera ending in appsink). Default: demo")
     io.add_argument("--output", "-o", type=Path, metavar="OUT.mp4",
                     help="annotated video to write: H.264 MP4 (yuv420p, browser-playable) at the source frame rate")
     io.add_argument("--json", type=Path, metavar="FILE.json",
@@ -86,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--fps", type=float,
                     help="frame rate for image folders (default 10) and the demo (default 25); videos and "
                          "cameras keep their own")
+    io.add_argument("--no-audio", action="store_true",
+                    help="do not carry the input video's sound into the output MP4 (by default it is copied, or "
+                         "encoded to AAC where MP4 cannot hold its codec)")
     io.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no closing summary")
     m = p.add_argument_group("models")
     m.add_argument("--pose", metavar="MODEL",
@@ -93,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: mca_tiny_synth for the demo, mca_tiny_real for everything else)")
     m.add_argument("--detector", metavar="MODEL",
                    help="person detector: a YOLO (Ultralytics export) or SSD (TF, tf2onnx) ONNX or engine, or a "
-                        "bundled name (default: yolo_synth for the demo, ssdlite for everything else); 'ground-truth' (demo "
-                        "only) uses the demo's true boxes, to measure pose accuracy without detector errors")
+                        "bundled name (default: yolo_synth for the demo, ssdlite for everything else); "
+                        "'ground-truth' (demo only) uses the demo's true boxes, to measure pose accuracy without "
+                        "detector errors")
     m.add_argument("--backend", default="auto", choices=["auto", "ort", "trt"],
                    help="auto (default): TensorRT where a GPU and TensorRT exist, else ONNX Runtime; ort: ONNX "
                         "Runtime; trt: TensorRT (ONNX files are built into a cached engine)")
@@ -115,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--detect-every", type=int, default=1, metavar="N",
                    help="run the detector every N frames and follow people in between from the box around their "
                         "previous keypoints (default 1: every frame)")
+    t.add_argument("--kpt-thr", type=float, default=KPT_THR, metavar="T",
+                   help=f"draw only joints with a confidence of at least T, 0..1 (default {KPT_THR}: chosen from "
+                        "the bundled model's scores on real photos, so a person cut off at the waist gets no "
+                        "invented legs); the JSON outputs keep every joint with its score")
     t.add_argument("--no-smooth", action="store_true", help="turn off the One Euro keypoint smoothing")
     t.add_argument("--crop-padding", type=float, metavar="F",
                    help="crop side = F x the person box's longer side (default: the model's mca.crop_padding "
@@ -158,6 +171,14 @@ def _check_outputs(args: argparse.Namespace) -> None:
         raise UserError("--output, --json and --jsonl must be different files")
     if args.output is not None and args.output.suffix.lower() not in VIDEO_OUTPUTS:
         raise UserError(f"--output must be an MP4 file ({', '.join(VIDEO_OUTPUTS)}), got {args.output}")
+    from realtime.sinks import SinkError, check_output_path
+
+    try:  # before the models load and the source opens: a device, a FIFO or an unwritable place is refused now
+        for path, streams in ((args.output, False), (args.json, False), (args.jsonl, True)):
+            if path is not None:
+                check_output_path(path.expanduser(), streams=streams)
+    except SinkError as e:
+        raise UserError(str(e)) from None
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -168,6 +189,10 @@ def _check_numbers(args: argparse.Namespace) -> None:
             raise UserError(f"{name} must be >= {lo}, got {v}")
     if args.conf is not None and not 0 < args.conf < 1:
         raise UserError(f"--conf must be between 0 and 1, got {args.conf}")
+    if not 0 <= args.kpt_thr <= 1:
+        raise UserError(f"--kpt-thr must be between 0 and 1, got {args.kpt_thr}")
+    if args.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", args.device.strip()):
+        raise UserError(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
     if args.crop_padding is not None and not 0.5 <= args.crop_padding <= 3:
         raise UserError(f"--crop-padding must be between 0.5 and 3, got {args.crop_padding}")
     if args.fps is not None and not 0 < args.fps <= 1000:
@@ -193,12 +218,31 @@ def default_threads() -> int:
 def _load(spec: str | None, role: str, demo: bool, args: argparse.Namespace):  # noqa: ANN202 - a Backend
     from realtime.models import ModelError, load_model, resolve_model
 
+    if spec is not None and Path(spec).expanduser().is_dir():
+        raise UserError(f"--{role} {spec} is a directory; give a model file (.onnx, or a TensorRT .engine)")
     try:
         path = resolve_model(spec, role, demo)
-        return load_model(path, backend=args.backend, precision=args.precision, device=args.device,
-                          threads=args.threads or default_threads())
+        opts = dict(backend=args.backend, device=args.device, threads=args.threads or default_threads())
+        try:
+            backend = load_model(path, precision=args.precision, **opts)
+        except ModelError as e:
+            if args.precision is None:
+                raise
+            try:  # e.g. a third-party detector graph that cannot be converted to FP16
+                backend = load_model(path, **opts)
+            except ModelError:
+                raise e from None
+            log.warning("--precision %s cannot be applied to the %s model %s; it runs as it is (%s)",
+                        args.precision, role, Path(path).name, str(e)[:160])
     except ModelError as e:
         raise UserError(f"{role} model: {e}") from None
+    want = (args.device or "").strip()
+    got = getattr(backend, "device", None)
+    if want.startswith("cuda") and got != "cuda":
+        raise UserError(f"--device {want}: the {role} model would run on the {got or 'CPU'}, not on a CUDA GPU "
+                        "(this machine or ONNX Runtime build has no CUDA: install onnxruntime-gpu on a GPU machine, "
+                        "or use --device cpu)")
+    return backend
 
 
 def _quiet_native_logs() -> None:
@@ -259,15 +303,19 @@ def run(args: argparse.Namespace) -> int:
                              joint_set=info.joint_set)
     except SourceError as e:
         raise UserError(str(e)) from None
+    if not (args.output or args.json or args.jsonl or args.show):
+        log.warning("no output asked for (-o OUT.mp4, --json, --jsonl or --show): poses are computed and "
+                    "counted, and nothing is written")
     cfg = PipelineConfig(detect_every=args.detect_every, max_persons=args.max_persons, smooth=not args.no_smooth,
-                         crop_padding=args.crop_padding,
+                         crop_padding=args.crop_padding, kpt_thr=args.kpt_thr, audio=not args.no_audio,
                          show=args.show, show_attention=args.show_attention, output=args.output,
                          json_path=args.json, jsonl_path=args.jsonl)
     bar = None
     if not args.quiet:
         bar = tqdm(total=source.total, unit="frame", desc=Path(source.name).name[:24] or "stream",
                    dynamic_ncols=True, disable=None)
-    pipeline = Pipeline(detector, estimator, cfg, progress=bar.update if bar else None)
+    # `is not None`: a tqdm bar without a total (a camera, a pipe, a folder holding videos) has no truth value
+    pipeline = Pipeline(detector, estimator, cfg, progress=bar.update if bar is not None else None)
 
     interrupted = threading.Event()
 
@@ -290,7 +338,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-        if bar:
+        if bar is not None:
             bar.close()
     summary.interrupted = summary.interrupted or interrupted.is_set()
     if not args.quiet:

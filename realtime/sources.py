@@ -13,12 +13,14 @@ import abc
 import logging
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
 import cv2
 import numpy as np
 
+from realtime.orientation import apply_orientation, display_orientation
 from realtime.types import Frame
 
 log = logging.getLogger(__name__)
@@ -26,7 +28,16 @@ log = logging.getLogger(__name__)
 __all__ = ["SourceError", "VideoSource", "open_source", "IMAGE_EXTS", "VIDEO_EXTS"]
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".gif",
+              ".h264", ".264", ".h265", ".hevc"}  # a .gif (maybe animated) is read as a video, as on its own
+# raw elementary streams: no container timestamps, the demuxer assumes 25 fps; the real rate is in the stream
+RAW_FORMATS = {"h264", "hevc", "m4v", "mpegvideo", "cavsvideo", "vc1", "obu", "av1"}
+IMREAD_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH  # applies EXIF orientation; keeps 16-bit depth
+
+
+def _reason(e: BaseException) -> str:
+    """FFmpeg's or the OS's message without the raw errno ('[Errno 1094995529] ...')."""
+    return (getattr(e, "strerror", None) or str(e).splitlines()[0] or type(e).__name__)[:160]
 
 
 class SourceError(RuntimeError):
@@ -60,6 +71,7 @@ class VideoSource(abc.ABC):
         self.fps: float = 25.0
         self.size: tuple[int, int] = (0, 0)
         self.total: int | None = None
+        self.time_base: Fraction | None = None  # frames keep their own timestamps in this base (video files)
         self.dropped = 0
         self.corrupt = 0
         self._stop = threading.Event()
@@ -90,21 +102,27 @@ class FileSource(VideoSource):
         import av
 
         self.path, self.max_frames = path, max_frames
+        self._io = threading.Lock()  # held while FFmpeg reads; close() must not free the container under a read
         try:
             self._container = av.open(str(path))
         except (av.error.FFmpegError, OSError, ValueError) as e:
-            raise SourceError(f"cannot open video {path}: {str(e).splitlines()[0][:160]}") from None
+            raise SourceError(f"cannot open video {path}: {_reason(e)}") from None
         streams = self._container.streams.video
         if not streams:
             self._container.close()
             raise SourceError(f"{path} has no video stream")
         self._stream = streams[0]
+        # where the sound comes from for the output MP4 (a regular file only: a pipe cannot be read twice)
+        self.audio_path = path if self._container.streams.audio and path.is_file() else None
         ctx = self._stream.codec_context
         if ctx is None:  # PyAV has no decoder for this codec
             self._container.close()
             raise SourceError(f"unsupported codec in {path}: this FFmpeg build has no decoder for its video stream")
         self._stream.thread_type = "AUTO"
+        self.time_base = self._stream.time_base  # the output keeps each frame's timestamp in it
         rate = self._stream.average_rate or self._stream.guessed_rate
+        if self._container.format.name in RAW_FORMATS and ctx.framerate:  # from the SPS, not the 25 assumed
+            rate = ctx.framerate
         self.fps = float(rate) if rate and 0 < float(rate) <= 1000 else 25.0
         self.size = (ctx.width, ctx.height)
         self.total = int(self._stream.frames) or self._estimate_total()
@@ -123,40 +141,59 @@ class FileSource(VideoSource):
         return max(1, int(round(seconds * self.fps)))
 
     def frames(self) -> Iterator[Frame]:
-        import av
-
         index = 0
         packets = self._container.demux(self._stream)
         while not self._stop.is_set():
-            try:
-                packet = next(packets)
-            except StopIteration:
-                break
-            except av.error.FFmpegError as e:
-                self.corrupt += 1
-                log.warning("unreadable packet in %s skipped: %s", self.path.name, str(e)[:100])
-                continue
-            try:
-                decoded = packet.decode()
-            except av.error.FFmpegError as e:
-                self.corrupt += 1
-                log.debug("corrupt frame skipped: %s", e)
-                continue
-            for vf in decoded:
+            with self._io:  # not held across the yield: a consumer that stops may close at once
                 try:
-                    img = vf.to_ndarray(format="bgr24")
-                except (av.error.FFmpegError, ValueError):
-                    self.corrupt += 1
-                    continue
-                t = float(vf.time) if vf.time is not None else index / self.fps
-                yield Frame(index, img, t)
+                    images = self._read_packet(packets)
+                except StopIteration:
+                    break
+            for img, t in images:
+                yield Frame(index, img, t if t is not None else index / self.fps)
                 index += 1
                 if self.max_frames and index >= self.max_frames:
                     return
+        listed = int(self._stream.frames or 0)
+        if not self._stop.is_set() and listed and index < 0.98 * listed:
+            log.warning("%s ended after %d of the %d frames its index lists: the file is truncated or damaged",
+                        self.path.name, index, listed)
+
+    def _read_packet(self, packets: Iterator) -> list[tuple[np.ndarray, float | None]]:
+        """Demux and decode one packet: its frames as BGR with their times (corrupt ones skipped, counted)."""
+        import av
+
+        try:
+            packet = next(packets)
+        except av.error.FFmpegError as e:
+            self.corrupt += 1
+            log.warning("unreadable packet in %s skipped: %s", self.path.name, str(e)[:100])
+            return []
+        try:
+            decoded = packet.decode()
+        except av.error.FFmpegError as e:
+            self.corrupt += 1
+            log.debug("corrupt frame skipped: %s", e)
+            return []
+        out = []
+        for vf in decoded:
+            try:
+                img = apply_orientation(vf.to_ndarray(format="bgr24"), *display_orientation(vf))
+                out.append((img, float(vf.time) if vf.time is not None else None))
+            except (av.error.FFmpegError, ValueError):
+                self.corrupt += 1
+        return out
 
     def close(self) -> None:
+        """Close the file; one blocked in a read (a stalled pipe) is left to the process's exit."""
         super().close()
-        self._container.close()
+        if self._io.acquire(timeout=0.5):
+            try:
+                self._container.close()
+            finally:
+                self._io.release()
+        else:
+            log.debug("%s is blocked in a read; not closed", self.path)
 
 
 class ImageDirSource(VideoSource):
@@ -174,12 +211,15 @@ class ImageDirSource(VideoSource):
         self.fps, self.max_frames = fps, max_frames
         imgs = [p for p in self.files if p.suffix.lower() in IMAGE_EXTS]
         self.total = len(imgs) if len(imgs) == len(self.files) else None
-        first = cv2.imread(str(imgs[0])) if imgs else None
+        self._current: FileSource | None = None
+        first = cv2.imread(str(imgs[0]), IMREAD_FLAGS) if imgs else None
         if first is None and not path.is_dir():
             raise SourceError(f"cannot read image {path}")
         self.size = (first.shape[1], first.shape[0]) if first is not None else (0, 0)
 
     def frames(self) -> Iterator[Frame]:
+        """Each image is a frame of its own and each video a run of frames, every one a new scene
+        (nothing carries over from one file to the next); frames name the file they came from."""
         index = 0
         for p in self.files:
             if self._stop.is_set():
@@ -191,29 +231,37 @@ class ImageDirSource(VideoSource):
                     self.corrupt += 1
                     log.warning("video skipped: %s", e)
                     continue
+                self._current = src
                 try:
-                    for f in src.frames():
+                    for i, f in enumerate(src.frames()):
                         if self._stop.is_set():
                             return
-                        yield Frame(index, f.image, index / self.fps)
+                        yield Frame(index, f.image, index / self.fps, file=p.name, new_scene=i == 0)
                         index += 1
                         if self.max_frames and index >= self.max_frames:
                             return
                 finally:
+                    self._current = None
                     self.corrupt += src.corrupt
                     src.close()
                 continue
-            img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+            img = cv2.imread(str(p), IMREAD_FLAGS)
             if img is None:
                 self.corrupt += 1
                 log.warning("unreadable image skipped: %s", p.name)
                 continue
             if img.dtype != np.uint8:
                 img = cv2.convertScaleAbs(img, alpha=255.0 / max(1.0, float(img.max())))
-            yield Frame(index, _to_bgr(img), index / self.fps)
+            yield Frame(index, _to_bgr(img), index / self.fps, file=p.name, new_scene=True)
             index += 1
             if self.max_frames and index >= self.max_frames:
                 return
+
+    def stop(self) -> None:
+        super().stop()
+        current = self._current
+        if current is not None:
+            current.stop()
 
 
 class LiveSource(VideoSource):
@@ -285,9 +333,13 @@ class LiveSource(VideoSource):
                 return
 
     def close(self) -> None:
+        """Stop the grabber and release the device; one blocked in a read is left to the process's exit."""
         super().close()
         self._thread.join(timeout=2.0)
-        self.cap.release()
+        if self._thread.is_alive():  # releasing under a read in progress would crash
+            log.debug("%s is blocked in a read; not released", self.name)
+        else:
+            self.cap.release()
 
 
 class DemoSource(VideoSource):
@@ -325,6 +377,8 @@ def open_source(spec: str, max_frames: int | None = None, demo_people: int = 4,
             s = s[7:]
         else:
             return LiveSource(s, cv2.CAP_FFMPEG, max_frames=max_frames)
+    if s == "-":  # standard input, e.g. `cat clip.mp4 | python -m realtime.run --source -`
+        s = "/dev/stdin"
     p = Path(s).expanduser()
     if not p.exists():
         raise SourceError(f"no such file or directory: {p}")

@@ -30,6 +30,8 @@ class Frame:
     timestamp: float = 0.0  # seconds (stream time for files, wall clock for live sources)
     ground_truth: object | None = None  # the demo source's Scene, for accuracy reports
     captured: float = field(default_factory=time.perf_counter)  # when it was read (for latency)
+    file: str | None = None  # the image or video it came from (folder sources), named in the JSON outputs
+    new_scene: bool = False  # unrelated to the frame before (a folder's next photo or video): no carry-over
 
     def __post_init__(self) -> None:
         _check(self.image.dtype == np.uint8 and self.image.ndim == 3 and self.image.shape[2] == 3,

@@ -539,13 +539,15 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     command = ("python -m realtime.bench " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     plot = args.out.with_suffix(".png")
+    chain_md = ""  # the TensorRT chain rows (realtime.bench.chain), measured after the CPU rows
 
     def write() -> None:
         """Write what is measured so far (an interrupted run keeps its finished cases)."""
         memory["peak RSS of the benchmark process (MB)"] = peak_rss_mb()
         if rows:
             plot_fps(rows, plot)
-        args.out.write_text(report(rows, peak, peers, memory, command, machine, plot.name if rows else None))
+        args.out.write_text(report(rows, peak, peers, memory, command, machine, plot.name if rows else None) +
+                            (f"\n## GPU chain (TensorRT, issue 14)\n\n{chain_md}\n" if chain_md else ""))
         args.out.with_suffix(".json").write_text(json.dumps(
             {"machine": machine, "command": command, "matmul_peak_gflops": peak,
              "rows": [r.__dict__ | {"efficiency": r.efficiency} for r in rows], "peers": peers, "memory": memory},
@@ -594,6 +596,10 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
         peers[f"this project, {ours.pose} {ours.backend} (+ YOLOv8n 320 detector)"] = {
             "fps": ours.e2e_fps, "infer_ms": ours.stage_ms["pose"] + ours.stage_ms["detect"], "video": label,
             "accuracy": "synthetic-domain demo models (held-out synthetic PCK@0.2 ~0.76, detector AP50 ~0.83)"}
+    from realtime.bench.chain import chain_markdown
+
+    chain_md = chain_markdown(args.detector, Path(resolve_pose(args.pose[0], args.cache)), args.sizes, args.people,
+                              reps=5, cache=args.cache / "chain")
     write()
     if args.soak:
         vs = args.soak_size

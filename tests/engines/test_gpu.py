@@ -80,6 +80,12 @@ def test_engine_cache_hit_and_miss(ctx) -> None:
     assert "hit" in _run(check_cache, ctx)
 
 
+def test_chain_graphs_exact_through_run_device(ctx) -> None:
+    from engines.selftest import check_chain
+
+    assert "3 graphs exact" in _run(check_chain, ctx)
+
+
 def test_selftest_passes(capsys) -> None:
     from engines.selftest import main
 

@@ -55,7 +55,7 @@ def _errors(ref, gpu, frames) -> np.ndarray:
 def test_chain_graphs_are_exact_on_tensorrt(tmp_path) -> None:
     from engines.chain_check import check_graphs
 
-    res = check_graphs("trt", cache_dir=tmp_path)
+    res = check_graphs("trt", cache_dir=tmp_path, on_device=True)  # through run_device, as the chain runs them
     assert all(r.ok for r in res), [r.line() for r in res]
 
 
@@ -72,14 +72,40 @@ def test_trt_chain_fp16_agrees_with_the_ort_chain(tmp_path) -> None:
         f"median {np.median(err):.2f} px, within 4 px {(err <= 4.0).mean():.3f}"
 
 
-def test_trt_chain_uploads_the_frame_once_and_keeps_it_on_the_device(tmp_path) -> None:
+class _CountingRuntime:
+    """The real cuda-python runtime with every cudaMemcpyAsync counted (bytes, kind)."""
+
+    def __init__(self, rt) -> None:
+        self._rt, self.copies = rt, []
+
+    def __getattr__(self, name):
+        return getattr(self._rt, name)
+
+    def cudaMemcpyAsync(self, dst, src, nbytes, kind, stream):  # noqa: N802 - the CUDA name
+        self.copies.append((int(nbytes), kind))
+        return self._rt.cudaMemcpyAsync(dst, src, nbytes, kind, stream)
+
+
+def test_trt_chain_uploads_the_frame_once_and_keeps_it_on_the_device(tmp_path, monkeypatch) -> None:
+    from engines import cuda
+
     _, gpu = _chains("fp16", tmp_path)
+    counting = _CountingRuntime(cuda.runtime())
+    monkeypatch.setattr(cuda, "runtime", lambda: counting)
+    h2d, d2h = counting.cudaMemcpyKind.cudaMemcpyHostToDevice, counting.cudaMemcpyKind.cudaMemcpyDeviceToHost
     for img in _frames(3):
         gpu.transfers.clear()
+        counting.copies.clear()
         gpu.process(img)
         assert gpu.transfers.count("up", "frame") == 1
         assert gpu.transfers.bytes("down") < img.nbytes / 50  # no host copy of the frame after upload
         assert {n for n, _ in gpu.transfers.downloads} <= {"candidates", "peaks", "peak_scores"}
+        # the real copies, counted at the CUDA runtime: one frame-sized upload, nothing of its size back
+        assert sum(1 for n, k in counting.copies if k == h2d and n == img.nbytes) == 1
+        assert sum(n for n, k in counting.copies if k == d2h) < img.nbytes / 50
+        print(f"\ncopies per frame: {len(counting.copies)} "
+              f"({sum(n for n, k in counting.copies if k == h2d)} bytes up, "
+              f"{sum(n for n, k in counting.copies if k == d2h)} bytes down)")
     frame = gpu.upload(img)
     assert str(frame.device).startswith("cuda")
 

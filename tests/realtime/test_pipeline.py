@@ -194,3 +194,58 @@ def test_demo_scoring_recall_and_pck(shift_torso, visible, people, found, pck) -
     assert summary.pck == (pytest.approx(pck) if pck is not None else None)
     if pck is not None:
         assert summary.pck_total == visible
+
+
+def test_detector_runs_only_on_its_own_thread(tmp_path, clip) -> None:
+    """gpu-review row 11: with --detect-every N and nobody to follow, the pose stage used to run the detector
+    itself while the detector thread might be inside it (a TensorRT context is one thread's)."""
+    det_path = constant_yolo_onnx(tmp_path / "none.onnx", [(1, 1, 1, 1, 0.0)])  # never finds anybody
+    threads: list[str] = []
+
+    class Where(Counting):
+        def run(self, *a: np.ndarray) -> list[np.ndarray]:
+            threads.append(threading.current_thread().name)
+            return super().run(*a)
+
+    pipe = Pipeline(PersonDetector(Where(load_model(det_path, backend="ort"))), PoseEstimator(FakePose()),
+                    PipelineConfig(detect_every=3, smooth=False))
+    with FileSource(clip, max_frames=12) as src:
+        summary = pipe.run(src)
+    assert summary.frames_out == 12
+    assert len(threads) == 12, "nobody to follow: every frame is detected"
+    assert set(threads) == {"detector"}, threads
+
+
+class BrightDetector:
+    """A person in the middle of bright pictures, nobody in dark ones (the photo of a cat)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def detect(self, image: np.ndarray) -> Detections:
+        self.calls += 1
+        if image.mean() < 100:
+            return Detections()
+        h, w = image.shape[:2]
+        return Detections([[w * 0.3, h * 0.1, w * 0.7, h * 0.9]], [0.9])
+
+
+def test_folder_photos_carry_nothing_over(tmp_path) -> None:
+    """Issue 17.5: with --detect-every, tracking and smoothing, a person on one photo was followed into the next
+    (a skeleton drawn on a photo of a cat); the JSON outputs name the file of each frame."""
+    from realtime.sources import ImageDirSource
+
+    d = tmp_path / "photos"
+    d.mkdir()
+    for name, level in (("1_person.png", 200), ("2_cat.png", 20), ("3_person.png", 200)):
+        cv2.imwrite(str(d / name), np.full((120, 160, 3), level, np.uint8))
+    det = BrightDetector()
+    cfg = PipelineConfig(detect_every=10, smooth=True, jsonl_path=tmp_path / "o.jsonl", json_path=tmp_path / "o.json")
+    pipe = Pipeline(det, PoseEstimator(FakePose()), cfg)
+    with ImageDirSource(d) as src:
+        summary = pipe.run(src)
+    lines = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()[1:]]
+    assert [(ln["file"], len(ln["people"])) for ln in lines] == [("1_person.png", 1), ("2_cat.png", 0),
+                                                                  ("3_person.png", 1)]
+    assert det.calls == 3 and summary.persons == 2
+    assert {r["file"] for r in json.loads((tmp_path / "o.json").read_text())} == {"1_person.png", "3_person.png"}

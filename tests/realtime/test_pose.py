@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -63,6 +65,11 @@ def test_degenerate_box_still_crops(blob) -> None:
     ({"mca.input_channels": "RGB"}, "input is NHWC/uint8/RGB"),
     ({"mca.heatmap_size": None}, "incomplete pose metadata"),
     ({"mca.flip_index": "[0, 1]"}, "flip index and joint names differ"),
+    # issue 17.8: metadata that disagrees with the graph (was: silently wrong keypoints or a traceback later)
+    ({"mca.heatmap_size": "32"}, "mca.heatmap_size is 32 but the graph's heatmaps are 16x16"),
+    ({"mca.input_size": "96"}, "mca.input_size is 96 but the graph's input is 64x64"),
+    ({"mca.skeleton": "[[0, 1], [15, 16]]"}, "mca.skeleton names a joint outside 0..15"),
+    ({"mca.flip_index": json.dumps([0] * 16)}, "mca.flip_index is not a permutation"),
 ])
 def test_pose_metadata_is_checked(tmp_path, edit, match) -> None:
     import onnx
@@ -83,3 +90,60 @@ def test_pose_metadata_is_checked(tmp_path, edit, match) -> None:
 def test_detector_rejected_as_pose(tmp_path) -> None:
     with pytest.raises(ModelError, match="is a person detector"):
         PoseModelInfo(load_model(constant_yolo_onnx(tmp_path / "d.onnx", [(1, 1, 1, 1, 0.5)]), backend="ort"))
+
+
+class MirrorBody:
+    """A pose stand-in whose joints differ: each left joint peaks ``d`` heatmap pixels to the right of the crop's
+    bright spot, each right joint ``d`` to its left, centre joints on it (as a body seen from the front).
+
+    It is mirror-consistent, so a correct flip test (mirror back *and* swap left/right) gives the same keypoints
+    as no flip test; averaging without the swap pulls every side joint onto the centre.
+    """
+
+    def __init__(self, inner, d: int = 3) -> None:
+        from mca.joints import MPII16
+
+        self.inner, self.d = inner, d
+        self.offset = np.array([d if n.startswith("l_") else -d if n.startswith("r_") else 0 for n in MPII16.names])
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def run(self, crops: np.ndarray) -> list[np.ndarray]:
+        outs = self.inner.run(crops)
+        hm = outs[0]
+        n, k, h, w = hm.shape
+        shifted = np.zeros_like(hm)
+        for i in range(n):
+            y, x = np.unravel_index(np.argmax(hm[i, 0]), (h, w))
+            for j in range(k):
+                xx = int(np.clip(x + self.offset[j], 0, w - 1))
+                shifted[i, j, y, xx] = 1.0
+                shifted[i, j, y, max(xx - 1, 0)] = shifted[i, j, y, min(xx + 1, w - 1)] = 0.5
+        return [shifted, *outs[1:]]
+
+
+def test_flip_test_swaps_left_and_right_joints(blob) -> None:
+    """Issue 19: --flip-test must swap joints when it mirrors back (the old test model gave every joint one map)."""
+    body = MirrorBody(blob)
+    frame = blob_frame((320, 240), (160, 120), sigma=6)
+    box = (110, 40, 210, 200)
+    plain = PoseEstimator(body)
+    crops = Cropper(plain.info.input_size, plain.info.heatmap_size).crop(frame, Detections([box], [0.9]))
+    direct = plain.estimate(crops).keypoints[0]
+    flipped = PoseEstimator(body, flip_test=True).estimate(crops).keypoints[0]
+    left = [j for j, o in enumerate(body.offset) if o > 0]
+    hm_px = 1.25 * 160 / plain.info.heatmap_size
+    assert (direct[left, 0] - 160 > 2 * hm_px).all(), "left joints lie right of the spot (a real spread)"
+    np.testing.assert_allclose(flipped, direct, atol=0.5 * hm_px)
+
+
+def test_flip_test_keeps_the_attention_maps(blob) -> None:
+    """Issue 17.8: --flip-test with --show-attention drew no overlay (the maps were dropped)."""
+    frame = blob_frame((320, 240), (160, 120))
+    est = PoseEstimator(blob, flip_test=True, attention=True)
+    crops = Cropper(est.info.input_size, est.info.heatmap_size).crop(frame, Detections([(110, 40, 210, 200)], [0.9]))
+    poses = est.estimate(crops)
+    ref = PoseEstimator(blob, attention=True).estimate(crops)
+    assert poses.attention is not None and poses.part_attention is not None
+    np.testing.assert_allclose(poses.attention, ref.attention, atol=1e-6)

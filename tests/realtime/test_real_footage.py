@@ -1,6 +1,6 @@
 """Real footage: the bundled SSDLite pedestrian detector on the shared MPII photos and vtest.avi.
 
-Skipped where ../shared (the project's design folder, beside the checkout) is absent, as in users' clones.
+Skipped where the shared data (``../shared`` beside the checkout, or ``$MCA_SHARED``) is absent, as in users' clones.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ import pytest
 import engines
 from realtime.detectors import PersonDetector
 from realtime.run import DEFAULT_DETECTOR, main
+from tests.realtime.conftest import shared_data_dir
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+SHARED = shared_data_dir()
 PHOTOS = sorted((SHARED / "real-people").glob("*.jpg"))
 VTEST = SHARED / "real-video" / "vtest.avi"
 
-needs_shared = pytest.mark.skipif(not PHOTOS, reason="../shared/data is absent (only the project's machines have it)")
+needs_shared = pytest.mark.skipif(not PHOTOS, reason="the shared data (../shared/data or $MCA_SHARED/data) is "
+                                                     "absent: only the project's machines have it")
 
 
 @needs_shared
@@ -32,7 +34,8 @@ def test_ssdlite_finds_a_person_in_each_real_photo(photo: Path) -> None:
     assert (found.boxes[:, 2] <= w).all() and (found.boxes[:, 3] <= h).all()
 
 
-@pytest.mark.skipif(not VTEST.exists(), reason="../shared/data/real-video/vtest.avi is absent")
+@pytest.mark.skipif(not VTEST.exists(),
+                    reason="real-video/vtest.avi of the shared data (../shared or $MCA_SHARED) is absent")
 def test_real_video_end_to_end_frames_out_equal_frames_in(models, tmp_path) -> None:
     import av
 

@@ -55,6 +55,7 @@ def test_small_run_writes_report_plot_json_and_soak(tmp_path) -> None:
     rows = [ln for ln in text.splitlines() if ln.startswith("| 720p")]
     assert len(rows) == 2 and "mca_tiny" in rows[0]
     assert "Machine:" in text and "matmul peak" in text and "RSS growth" in text
+    assert "## GPU chain (TensorRT, issue 14)" in text and "TensorRT chain rows" in text  # rows, or skipped: why
     data = json.loads(out.with_suffix(".json").read_text())
     assert len(data["rows"]) == 2
     for r in data["rows"]:
