@@ -42,8 +42,8 @@ class MarkerPose:
 
     def __init__(self) -> None:
         self.path = "marker-pose"
-        self.outputs = [SimpleNamespace(name="heatmaps")]
-        self.inputs = [SimpleNamespace(name="crops")]
+        self.outputs = [SimpleNamespace(name="heatmaps", shape=["batch", K, HEAT, HEAT])]
+        self.inputs = [SimpleNamespace(name="crops", shape=["batch", INPUT, INPUT, 3])]
         self.metadata = {
             "mca.kind": "pose", "mca.config": "marker", "mca.joint_set": JS.name,
             "mca.joint_names": json.dumps(list(JS.names)), "mca.flip_index": json.dumps(list(JS.flip_index)),

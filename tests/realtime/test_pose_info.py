@@ -43,7 +43,11 @@ def _backend(meta: dict[str, str], outputs=("heatmaps",), heat: np.ndarray | Non
         done[0] += len(crops)
         return [heat[i:i + len(crops)]]
 
-    return SimpleNamespace(path="stand-in.onnx", metadata=meta, outputs=[SimpleNamespace(name=n) for n in outputs],
+    shapes = {"heatmaps": ["batch", 16, 32, 32], "holistic_attention": ["batch", 1, 32, 32],
+              "part_attention": ["batch", 16, 32, 32]}
+    return SimpleNamespace(path="stand-in.onnx", metadata=meta,
+                           inputs=[SimpleNamespace(name="crops", shape=["batch", 128, 128, 3])],
+                           outputs=[SimpleNamespace(name=n, shape=shapes.get(n, ["batch", 16, 32, 32])) for n in outputs],
                            run=run if heat is not None else None)
 
 
