@@ -198,3 +198,68 @@ def test_deploy_graph_is_the_module_graph_with_fewer_nodes(tmp_path) -> None:
     assert "Slice" in ops[mod] and "Slice" not in ops[dep]
     meta = {p.key: p.value for p in onnx.load(str(dep)).metadata_props}
     assert meta["mca.graph"] == "deploy"
+
+
+def _perturb_heatmap_bias(path, delta: float) -> None:
+    """Add ``delta`` to one joint's bias in the node that writes ``heatmaps``: that joint's map moves by delta."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(path))
+    (last,) = [n for n in proto.graph.node if "heatmaps" in n.output]
+    inits = {t.name: t for t in proto.graph.initializer}
+    (name,) = [i for i in last.input if i in inits]  # the head's bias (a constant input of the last node)
+    bias = numpy_helper.to_array(inits[name]).copy()
+    bias.flat[0] += delta
+    inits[name].CopyFrom(numpy_helper.from_array(bias, name))
+    onnx.save(proto, str(path))
+
+
+def test_verify_reports_a_small_error_in_the_exported_graph(tmp_path) -> None:
+    """One bias off by 1e-3 (10x the FP32 tolerance, well under the FP16 one) is what verify_onnx measures."""
+    from engines.export import ExportOptions, export_pose
+
+    model = randomized_model("mca_tiny")
+    path = export_pose(model, tmp_path / "m.onnx", ExportOptions())
+    assert verify_onnx(model, path) <= TOL
+    _perturb_heatmap_bias(path, 1e-3)
+    err = verify_onnx(model, path)
+    assert err == pytest.approx(1e-3, abs=1e-5)
+
+
+def test_cli_fails_an_export_that_is_off_by_more_than_the_fp32_tolerance(tmp_path, capsys, monkeypatch) -> None:
+    """The CLI's FAILED branch, reached by a real graph error of 1e-3: exit 1, the message, the file kept."""
+    import engines.export as ex
+
+    real_export = ex.export_pose
+
+    def export_then_break(model, out, opts):
+        path = real_export(model, out, opts)
+        _perturb_heatmap_bias(path, 1e-3)
+        return path
+
+    monkeypatch.setattr(ex, "export_pose", export_then_break)
+    out = tmp_path / "m.onnx"
+    assert export_main(["mca_tiny", "--random-init", "-o", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert "FAILED" in text and "tolerance 0.0001" in text and out.is_file()
+
+
+@pytest.mark.parametrize("err,precision,rc", [
+    (0.9e-4, "fp32", 0), (1.1e-4, "fp32", 1), (1e-3, "fp32", 1),
+    (1.9e-2, "fp16", 0), (2.1e-2, "fp16", 1),
+])
+def test_cli_verification_threshold(err, precision, rc, tmp_path, capsys, monkeypatch) -> None:
+    """The stated tolerances (README: max abs error <= 1e-4 in FP32; 2e-2 in FP16) decide the exit status."""
+    import engines.export as ex
+
+    def fake_export(model, out, opts):
+        out.write_bytes(b"x")
+        return out
+
+    monkeypatch.setattr(ex, "export_pose", fake_export)
+    monkeypatch.setattr(ex, "verify_onnx", lambda model, path: err)
+    out = tmp_path / "m.onnx"
+    assert export_main(["mca_tiny", "--random-init", "--precision", precision, "-o", str(out)]) == rc
+    text = capsys.readouterr().out
+    assert ("FAILED" in text) == (rc == 1) and (" ok" in text) == (rc == 0)

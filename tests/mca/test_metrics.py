@@ -81,7 +81,15 @@ def test_coco_ap_is_one_for_perfect_keypoints_and_less_for_shifted() -> None:
         shifted.append({"image_id": i, "category_id": 1, "keypoints": moved.reshape(-1).tolist(), "score": 0.9})
     gt = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}
     assert coco_keypoint_ap(gt, perfect)["AP"] == pytest.approx(1.0)
-    assert coco_keypoint_ap(gt, shifted)["AP"] < 0.9
+    # by hand: every person's OKS = mean_j exp(-(12^2 + 12^2) / (2 * 200^2 * (2 sigma_j)^2)) = 0.712 (COCO sigmas),
+    # so the detections match at OKS thresholds .50-.70 (5 of 10) and at none from .75: AP 0.5, AP50 1, AP75 0
+    from mca.metrics import COCO_SIGMAS
+
+    expected_oks = float(np.mean(np.exp(-288.0 / (2 * 200.0 ** 2 * (2 * COCO_SIGMAS) ** 2))))
+    assert 0.70 < expected_oks < 0.75
+    res = coco_keypoint_ap(gt, shifted)
+    assert res["AP"] == pytest.approx(0.5, abs=1e-6) and res["AR"] == pytest.approx(0.5, abs=1e-6)
+    assert res["AP50"] == pytest.approx(1.0, abs=1e-6) and res["AP75"] == pytest.approx(0.0, abs=1e-6)
 
 
 # ----------------------------------------------------------------------------- left/right

@@ -409,3 +409,27 @@ def test_imports_and_renders_without_torch(code, expect) -> None:
     r = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert expect in r.stdout
+
+
+def test_a_720p_demo_video_is_labelled_like_a_small_one() -> None:
+    """The live demo's size (1280x720, 4 actors; no timing here): every actor shows up, labelled by the same
+    rules as small frames (ids, boxes in the frame around the visible joints, people sized to the frame)."""
+    w, h = 1280, 720
+    v = S.VideoRenderer("mpii16", (w, h), 25, 4, seed=0)
+    frames = [v.frame(i) for i in (0, 50, 100)]
+    seen: set[int] = set()
+    for f in frames:
+        assert f.image.shape == (h, w, 3) and f.image.dtype == np.uint8
+        ids = [p.track_id for p in f.people]
+        assert 1 <= len(ids) == len(set(ids)) <= 4 and set(ids) <= set(range(4))
+        seen |= set(ids)
+        for p in f.people:
+            assert 0 <= p.box[0] < p.box[2] <= w - 1 and 0 <= p.box[1] < p.box[3] <= h - 1
+            assert not (p.visible & ~_in_frame(p.joints, w, h)).any()
+            vj = p.joints[p.visible]
+            assert ((vj >= p.box[:2] - 2) & (vj <= p.box[2:] + 2)).all()
+            assert 0.1 * h < p.height_px < 1.5 * h, "people are scaled to the frame"
+        assert max(int(p.visible.sum()) for p in f.people) >= 12
+    assert seen == set(range(4)), "every actor appears"
+    assert np.array_equal(frames[0].image, next(iter(v.frames(1))).image)
+    assert not np.array_equal(frames[0].image, frames[1].image)

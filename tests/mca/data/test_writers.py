@@ -149,6 +149,7 @@ def test_coco_json_loads_in_pycocotools(dataset) -> None:
         for a, p in zip(sorted(anns, key=lambda a: a["track_id"]), s.people):
             assert a["track_id"] == p.track_id
             assert len(a["keypoints"]) == 3 * k
+            assert a["num_keypoints"] == int(p.visible.sum())
             kp = np.array(a["keypoints"], float).reshape(k, 3)
             flags = kp[:, 2]
             assert set(flags.tolist()) <= {0, 1, 2}
@@ -162,21 +163,53 @@ def test_coco_json_loads_in_pycocotools(dataset) -> None:
             np.testing.assert_allclose(a["bbox"], [x0, y0, x1 - x0, y1 - y0], atol=1e-4)
 
 
-def test_coco_ground_truth_scores_ap_1_against_itself(dataset) -> None:
-    """The file is usable for keypoint evaluation: COCOeval of the GT as detections gives AP = 1."""
-    from pycocotools.coco import COCO
+def _coco_eval(gt, dets, k: int):
     from pycocotools.cocoeval import COCOeval
 
     with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(dataset["out"] / "coco_keypoints.json"))
-        dets = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
-                for a in gt.loadAnns(gt.getAnnIds())]
         ev = COCOeval(gt, gt.loadRes(dets), "keypoints")
-        ev.params.kpt_oks_sigmas = np.full(dataset["k"], 0.05)
+        ev.params.kpt_oks_sigmas = np.full(k, SIGMA)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    assert ev.stats[0] == pytest.approx(1.0)
+    return ev
+
+
+SIGMA = 0.05  # one OKS sigma for every joint, so the expected similarity is one closed-form number
+
+
+def test_coco_ap_of_a_known_perturbation(dataset) -> None:
+    """Each person's keypoints moved so that OKS is exactly 0.72 (by hand, from the scene's own box area):
+    COCOeval must see that OKS and give AP 0.5 (matches at thresholds .50-.70, none at .75-.95), AP50 1, AP75 0.
+    The ground truth as detections scores AP 1. A wrong area, flag or coordinate in the file changes these."""
+    from pycocotools.coco import COCO
+
+    k, target = dataset["k"], 0.72
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(dataset["out"] / "coco_keypoints.json"))
+    same, moved, expected = [], [], {}
+    for i, s in enumerate(dataset["scenes"]):
+        anns = {a["track_id"]: a for a in gt.loadAnns(gt.getAnnIds(imgIds=[i]))}
+        for j, p in enumerate(s.people):
+            kp = np.array(anns[p.track_id]["keypoints"], float).reshape(k, 3)
+            x0, y0, x1, y1 = p.box.astype(float)
+            area = (x1 - x0) * (y1 - y0)  # OKS scale s^2: the box area (the writer's contract)
+            # exp(-d^2 / (2 s^2 (2 sigma)^2)) = target for every joint, so their mean is the target too
+            d = np.sqrt(-np.log(target) * 2 * area * (2 * SIGMA) ** 2)
+            m = kp.copy()
+            m[:, 0] += d
+            same.append({"image_id": i, "category_id": 1, "keypoints": kp.reshape(-1).tolist(), "score": 1.0})
+            moved.append({"image_id": i, "category_id": 1, "keypoints": m.reshape(-1).tolist(), "score": 1.0})
+            if (kp[:, 2] > 0).any():  # a person without labelled joints has no keypoint OKS
+                expected.setdefault(i, []).append(j)
+    assert sum(map(len, expected.values())) >= 5, "the test needs labelled people"
+    assert _coco_eval(gt, same, k).stats[0] == pytest.approx(1.0)
+    ev = _coco_eval(gt, moved, k)
+    for i, idx in expected.items():
+        ious = np.asarray(ev.ious[(i, 1)])
+        np.testing.assert_allclose(np.diag(ious)[idx], target, atol=1e-6)
+    assert ev.stats[0] == pytest.approx(0.5, abs=1e-6)  # AP over OKS .50:.05:.95
+    assert ev.stats[1] == pytest.approx(1.0, abs=1e-6) and ev.stats[2] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_yolo_labels_match_the_boxes(dataset) -> None:
@@ -259,7 +292,7 @@ def test_cli_rejects_bad_arguments_cleanly(tmp_path: Path, args, message) -> Non
     out = tmp_path / "ds"
     r = _cli("--out", str(out), "--num", str(2), *args) if "--num" not in args else _cli("--out", str(out), *args)
     text = r.stdout + r.stderr
-    assert r.returncode != 0
+    assert r.returncode == 2  # a user error
     assert message in text, text
     assert "Traceback" not in text
     assert not (out / "coco_keypoints.json").exists()
