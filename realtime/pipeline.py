@@ -58,6 +58,7 @@ class PipelineConfig:
     # own threshold only continue tracks (realtime.bench.evaluate_tracking: 7.80 -> 1.10 ids per person on the demo
     # with it and the colour cue). None: confident boxes only.
     track_low_score: float | None = 0.1
+    encoder: str = "libx264"  # the MP4's H.264 encoder: libx264, or h264_nvenc where PyAV's FFmpeg has NVENC
 
 
 class _Abandoned(Exception):
@@ -227,9 +228,14 @@ class Pipeline:
         self._frames_seen += 1
         det = det.top(self.cfg.max_persons)
         t1 = t()
-        crops = self.cropper.crop(frame.image, det)
-        t2 = t()
-        poses = self.pose.estimate(crops)
+        estimate_frame = getattr(self.pose, "estimate_frame", None)
+        if estimate_frame is not None:  # the graph chain (realtime.chain): crop and pose in one device pass
+            t2 = t()
+            poses = estimate_frame(frame.image, det)
+        else:
+            crops = self.cropper.crop(frame.image, det)
+            t2 = t()
+            poses = self.pose.estimate(crops)
         t3 = t()
         poses = self.tracker.update(poses, high_score=self.track_high, image=frame.image)
         if self.smoother is not None:

@@ -19,6 +19,7 @@ import re
 import signal
 import sys
 import threading
+from typing import Any
 from pathlib import Path
 
 from realtime.draw import KPT_THR
@@ -58,6 +59,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
+def _gpu_routes() -> str:
+    from realtime.gpu_io import describe
+
+    return describe()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line (every option explained in --help)."""
     p = _Parser(
@@ -70,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                "error or an output that cannot be written (one 'error:' line; what was written is kept), 130 a "
                "second Ctrl-C, or an interrupt before any frame was written. Faults and what is kept: the README's "
                "fault matrix.\n\n"
+               + _gpu_routes() + "\n\n"
                "Bundled models (in " + str(MODELS_DIR) + "):\n" + _bundled_list(),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     io = p.add_argument_group("input and output")
@@ -77,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="'demo' (a synthetic multi-person video rendered on the fly, scored against its ground "
                          "truth at the end), a webcam index (0), a video file, a folder of images/videos, an "
                          "rtsp:// or http(s):// URL, '-' for standard input (a pipe), or a GStreamer pipeline "
-                         "(contains '!', e.g. a Jetson CSI camera ending in appsink). Default: demo")
+                         "(contains '!', e.g. a Jetson CSI camera ending in appsink); GPU decode where the machine "
+                         "has it: 'nvdec:FILE' (NVDEC, PyNvVideoCodec), 'jetson:FILE' (GStreamer nvv4l2decoder), "
+                         "'csi:N' (nvarguscamerasrc). Default: demo")
     io.add_argument("--output", "-o", type=Path, metavar="OUT.mp4",
                     help="annotated video to write: H.264 MP4 (yuv420p, browser-playable) at the source frame rate")
     io.add_argument("--json", type=Path, metavar="FILE.json",
@@ -94,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--no-audio", action="store_true",
                     help="do not carry the input video's sound into the output MP4 (by default it is copied, or "
                          "encoded to AAC where MP4 cannot hold its codec)")
+    io.add_argument("--encoder", default="libx264", choices=["libx264", "h264_nvenc"],
+                    help="H.264 encoder of the MP4: libx264 (default, CPU) or h264_nvenc (NVENC, where PyAV's "
+                         "FFmpeg has it; checked when the output opens)")
     io.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no closing summary")
     m = p.add_argument_group("models")
     m.add_argument("--pose", metavar="MODEL",
@@ -119,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--threads", type=int,
                    help="ONNX Runtime threads per model (default: half the physical cores, at least 1: the other "
                         "half decodes and encodes in the pipeline's own threads)")
+    m.add_argument("--chain", action="store_true",
+                   help="run detector, crop and pose as one graph chain (realtime.chain): on TensorRT frames stay on "
+                        "the GPU and only boxes and keypoints come back; elsewhere ONNX Runtime runs the same "
+                        "graphs (slower than the default path on a CPU: docs/gpu-chain.md)")
     m.add_argument("--list-models", action="store_true", help="list the bundled models and exit")
     t = p.add_argument_group("behaviour")
     t.add_argument("--conf", type=float,
@@ -222,6 +239,27 @@ def default_threads() -> int:
     return max(1, int(cores) // 2)
 
 
+def _chain(args: argparse.Namespace, det_backend: Any, pose_backend: Any) -> tuple[Any, Any]:
+    """``--chain``: the graph chain's detector and pose stages (TensorRT where it runs, else ONNX Runtime)."""
+    import engines
+    from realtime.chain import ChainConfig, GraphChain
+
+    for flag, bad in (("--flip-test", args.flip_test), ("--show-attention", args.show_attention),
+                      ("--detector ground-truth", det_backend is None)):
+        if bad:
+            raise UserError(f"--chain cannot be combined with {flag}")
+    for b in (det_backend, pose_backend):
+        if not str(b.path).lower().endswith(".onnx"):
+            raise UserError(f"--chain builds its graphs from ONNX models; {Path(b.path).name} is not one")
+    trt = args.backend != "ort" and engines.tensorrt_available()
+    chain = GraphChain(det_backend.path, pose_backend.path, ChainConfig(
+        backend="trt" if trt else "ort", device="cuda:0" if trt else "cpu", conf=args.conf,
+        max_persons=args.max_persons, crop_padding=args.crop_padding, precision=args.precision,
+        threads=args.threads))
+    log.info("--chain on %s", "TensorRT (frames stay on the GPU)" if trt else "ONNX Runtime (host arrays)")
+    return chain.detector, chain.pose
+
+
 def _load(spec: str | None, role: str, demo: bool, args: argparse.Namespace):  # noqa: ANN202 - a Backend
     from realtime.models import ModelError, load_model, resolve_model
 
@@ -295,6 +333,8 @@ def run(args: argparse.Namespace) -> int:
         estimator = PoseEstimator(pose_backend, flip_test=args.flip_test)
         detector = (GroundTruthDetector(max_persons=args.max_persons) if det_backend is None
                     else PersonDetector(det_backend, conf=args.conf, max_persons=args.max_persons))
+        if args.chain:
+            detector, estimator = _chain(args, det_backend, pose_backend)  # type: ignore[assignment]
     except ModelError as e:
         raise UserError(str(e)) from None
     info = estimator.info
@@ -319,7 +359,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = PipelineConfig(detect_every=args.detect_every, max_persons=args.max_persons, smooth=not args.no_smooth,
                          crop_padding=args.crop_padding, kpt_thr=args.kpt_thr, audio=not args.no_audio,
                          show=args.show, show_attention=args.show_attention, output=args.output,
-                         json_path=args.json, jsonl_path=args.jsonl)
+                         json_path=args.json, jsonl_path=args.jsonl, encoder=args.encoder)
     bar = None
     if not args.quiet:
         bar = tqdm(total=source.total, unit="frame", desc=Path(source.name).name[:24] or "stream",

@@ -459,3 +459,13 @@ class Window:
                 cv2.destroyWindow(self.title)
             except Exception:  # noqa: BLE001 - headless builds have no GUI at all
                 pass
+
+
+def open_mp4_writer(path: str | Path, fps: float, encoder: str = "libx264", **kw: Any) -> "Mp4Writer":
+    """The MP4 writer for ``encoder``: libx264 (PyAV's FFmpeg, everywhere) or ``h264_nvenc`` (NVENC, where PyAV's
+    FFmpeg has it; probed when opened, a SinkError naming it where not)."""
+    if encoder == "libx264":
+        return Mp4Writer(path, fps, **kw)
+    from realtime.gpu_video import NvencMp4Writer  # imported here: gpu_video imports this module
+
+    return NvencMp4Writer(path, fps, codec=encoder, **kw)

@@ -366,6 +366,10 @@ def open_source(spec: str, max_frames: int | None = None, demo_people: int = 4,
                 joint_set: str = "mpii16") -> VideoSource:
     """Open ``spec``: ``demo``, a camera index, a file, a directory, a URL, or a GStreamer pipeline."""
     s = spec.strip()
+    if s.startswith(("nvdec:", "jetson:", "csi:")):  # GPU decode (optional, detected): realtime.gpu_video
+        from realtime.gpu_video import open_gpu_source  # imported here: gpu_video imports this module
+
+        return open_gpu_source(s, max_frames)
     if s == "demo":
         return DemoSource(max_frames or 250, demo_size, demo_people, fps or 25.0, demo_seed, joint_set)
     if s.isdigit():

@@ -14,7 +14,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from realtime.sinks import CocoJsonWriter, JsonlWriter, Mp4Writer, Window
+from realtime.sinks import CocoJsonWriter, JsonlWriter, Mp4Writer, Window, open_mp4_writer
 from realtime.summary import StageTimer, Summary
 
 if TYPE_CHECKING:
@@ -62,8 +62,8 @@ class WriterStage:
         try:
             for path, make, attr in ((cfg.json_path, lambda p: CocoJsonWriter(p), "coco"),
                                      (cfg.jsonl_path, lambda p: JsonlWriter(p, self.joint_names), "jsonl"),
-                                     (cfg.output, lambda p: Mp4Writer(p, self.fps, timestamps=self.live,
-                                                                      time_base=self.time_base), "mp4")):
+                                     (cfg.output, lambda p: open_mp4_writer(p, self.fps, cfg.encoder, timestamps=self.live,
+                                                                           time_base=self.time_base), "mp4")):
                 if path is None:
                     continue
                 existed = Path(path).exists()
