@@ -39,28 +39,11 @@ VAL_SEED = 1000  # mca.train's validation seed; mca.evaluate tests on 2000
 
 
 def validation_set(joint_set: str, input_size: int, heatmap_size: int, n: int, seed: int = VAL_SEED):  # noqa: ANN201
-    """Crops, crop transforms and labels of ``n`` held-out synthetic people, as ``mca.evaluate`` makes them."""
-    from mca.data.augment import make_sample
-    from mca.data.synthetic import SceneRenderer
-    from mca.joints import get_joint_set
+    """Crops, crop transforms and labels of ``n`` held-out synthetic people, made exactly as ``mca.evaluate`` makes
+    them (its own function, at mca.train's validation seed)."""
+    from mca.evaluate import _heldout
 
-    js = get_joint_set(joint_set)
-    r = SceneRenderer(joint_set, (384, 384), seed=seed, min_people=1, max_people=3, min_height=0.35 * 384,
-                      max_height=1.1 * 384)
-    crops, mats, gts, vis = [], [], [], []
-    i = 0
-    while len(crops) < n:
-        scene = r.render(i)
-        i += 1
-        for p in scene.people:
-            if p.visible.sum() < 4 or len(crops) >= n:
-                continue
-            s = make_sample(scene.image, p.joints, p.visible, p.box, input_size, heatmap_size, js.flip_index)
-            crops.append(s.crop)
-            mats.append(s.frame_to_input)
-            gts.append(p.joints)
-            vis.append(p.visible)
-    return np.stack(crops), np.stack(mats), np.stack(gts), np.stack(vis)
+    return _heldout(joint_set, input_size, heatmap_size, n, seed)
 
 
 def measure(run, val, joint_set: str, input_size: int, heatmap_size: int, batch: int = 32) -> dict[str, float]:  # noqa: ANN001
