@@ -45,18 +45,24 @@ def constant(model: Any, name: str) -> np.ndarray | None:
     return None
 
 
+def node_reads(n: Any) -> set[str]:
+    """The tensor names one node reads: its inputs and, for Loop/If/Scan, every name its subgraphs read."""
+    reads = set(n.input)
+    for a in n.attribute:
+        if a.type == a.GRAPH:
+            reads |= used_names(a.g)
+        elif a.type == a.GRAPHS:
+            for g in a.graphs:
+                reads |= used_names(g)
+    return reads
+
+
 def used_names(graph: Any) -> set[str]:
     """Every tensor name a node of ``graph`` reads, inside subgraphs too (a Loop or If body reads outer
     initializers by name: a rewrite that drops "unused" initializers must see those reads)."""
     used: set[str] = set()
     for n in graph.node:
-        used.update(n.input)
-        for a in n.attribute:
-            if a.type == a.GRAPH:
-                used |= used_names(a.g)
-            elif a.type == a.GRAPHS:
-                for g in a.graphs:
-                    used |= used_names(g)
+        used |= node_reads(n)
     used.update(o.name for o in graph.output)
     return used
 
@@ -90,13 +96,7 @@ def prune_outputs(model: Any, keep: list[str] | tuple[str, ...]) -> int:
     for n in reversed(list(model.graph.node)):
         if any(o in need for o in n.output):
             alive.append(n)
-            need.update(n.input)
-            for a in n.attribute:
-                if a.type == a.GRAPH:
-                    need |= used_names(a.g)
-                elif a.type == a.GRAPHS:
-                    for g in a.graphs:
-                        need |= used_names(g)
+            need |= node_reads(n)
     removed = len(model.graph.node) - len(alive)
     if removed:
         alive.reverse()

@@ -327,9 +327,9 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
                      "people_per_frame": res["people_per_frame"]})
         log.info("%s: %.1f frames/s", label, res["fps"])
 
-    if "blazepose" not in args.rows:
-        pass
-    elif args.blazepose_python:
+    if "blazepose" in args.rows and not args.blazepose_python:
+        skipped["BlazePose"] = "no --blazepose-python given (an interpreter with mediapipe; tools/setup_blazepose.py)"
+    elif "blazepose" in args.rows:
         for c in args.blazepose_complexity:
             try:
                 r = blazepose_peer(args.blazepose_python, args.video, n, c, work / f"blazepose{c}.mp4")
@@ -342,8 +342,6 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
                                  "landmarks on the tracked person (TFLite, its own threads)",
                          "keypoints": "BlazePose-33", "fps": r["fps"], "model_ms": r["model_ms"],
                          "people_per_frame": r["people_per_frame"]})
-    else:
-        skipped["BlazePose"] = "no --blazepose-python given (an interpreter with mediapipe; tools/setup_blazepose.py)"
 
     video_label = args.video.name
     command = ("python -m realtime.bench.real " + " ".join(argv if argv is not None else sys.argv[1:])).strip()

@@ -30,12 +30,12 @@ def _jsonl_frames(tmp_path: Path) -> list[dict]:
     return [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()[1:]]
 
 
-def write_raw_h264(path: Path, frames: list[np.ndarray], fps: int) -> Path:
-    """An elementary H.264 stream (no container, no timestamps: the rate is only in the SPS)."""
+def _write_stream(path: Path, frames: list[np.ndarray], fps: int, fmt: str) -> Path:
+    """Frames encoded with libx264 into a container-less or streaming format (``h264``, ``mpegts``)."""
     import av
 
     h, w = frames[0].shape[:2]
-    with av.open(str(path), "w", format="h264") as c:
+    with av.open(str(path), "w", format=fmt) as c:
         s = c.add_stream("libx264", rate=fps)
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
         s.options = {"preset": "ultrafast"}
@@ -43,6 +43,11 @@ def write_raw_h264(path: Path, frames: list[np.ndarray], fps: int) -> Path:
             c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="bgr24")))
         c.mux(s.encode())
     return path
+
+
+def write_raw_h264(path: Path, frames: list[np.ndarray], fps: int) -> Path:
+    """An elementary H.264 stream (no container, no timestamps: the rate is only in the SPS)."""
+    return _write_stream(path, frames, fps, "h264")
 
 
 @pytest.fixture(scope="module")
@@ -67,17 +72,7 @@ def test_raw_h264_with_the_progress_bar(models, tmp_path) -> None:
 
 def write_mpegts(path: Path, frames: list[np.ndarray], fps: int) -> Path:
     """An MPEG-TS stream (what `ffmpeg ... -f mpegts -` pipes): through a pipe it has no known length."""
-    import av
-
-    h, w = frames[0].shape[:2]
-    with av.open(str(path), "w", format="mpegts") as c:
-        s = c.add_stream("libx264", rate=fps)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.options = {"preset": "ultrafast"}
-        for f in frames:
-            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="bgr24")))
-        c.mux(s.encode())
-    return path
+    return _write_stream(path, frames, fps, "mpegts")
 
 
 @pytest.fixture(scope="module")
