@@ -36,8 +36,10 @@ def machine_description() -> dict[str, str]:
                 break
     except OSError:
         pass
-    desc = {"cpu": cpu, "logical cores": str(os.cpu_count()), "python": platform.python_version(),
-            "numpy": np.__version__}
+    from engines.cpu import cpu_features
+
+    desc = {"cpu": cpu, "logical cores": str(os.cpu_count()), "integer kernels": cpu_features().name,
+            "python": platform.python_version(), "numpy": np.__version__}
     for mod in ("onnxruntime", "torch", "cv2", "av"):
         try:
             desc[mod] = __import__(mod).__version__

@@ -81,6 +81,7 @@ class Int8Plan:
     kernel: str  # CpuFeatures.kernel
     reason: str
     cpu: str = ""  # CpuFeatures.name
+    forced: bool = False  # chosen by --int8 / MCA_INT8 (on or off), not by the rule: per-model exceptions do not apply
 
     def describe(self) -> str:
         """One phrase for the run's summary line."""
@@ -159,9 +160,9 @@ def int8_plan(features: CpuFeatures | None = None, mode: str | None = None,
     bits = _env_bits(env) or (7 if saturates else 8)
     cpu = f.name
     if chosen == "on":
-        return Int8Plan(True, bits, f.kernel, f"{by}=on ({cpu})", cpu)
+        return Int8Plan(True, bits, f.kernel, f"{by}=on ({cpu})", cpu, forced=True)
     if chosen == "off":
-        return Int8Plan(False, bits, f.kernel, f"{by}=off ({cpu})", cpu)
+        return Int8Plan(False, bits, f.kernel, f"{by}=off ({cpu})", cpu, forced=True)
     if f.kernel in ("vnni", "arm-dot"):
         return Int8Plan(True, bits, f.kernel, f"{cpu}: exact int32 dot products", cpu)
     if f.kernel == "avx2":

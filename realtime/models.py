@@ -67,6 +67,15 @@ DEFAULTS = {("pose", True): "mca_tiny_synth", ("pose", False): "mca_tiny_real",
             ("detector", True): "yolo_synth", ("detector", False): "ssdlite"}
 _MODEL_SUFFIXES = (".onnx", ".engine", ".trt", ".plan")
 
+# Models whose INT8 twin was measured *not* to pay on a kernel family that otherwise runs INT8 by default
+# (file name -> kernel -> why): ``--int8 auto`` keeps them in FP32 there; ``--int8 on`` / ``MCA_INT8=on`` still
+# runs the twin.  From ``python -m realtime.bench.detector_int8`` (docs/benchmarks_detector_int8.md): on a 2-core
+# Intel Xeon with VNNI, SSDLite's INT8 ran at x0.83 the speed of FP32 (ONNX Runtime's INT8 depthwise convolutions
+# are no faster than its float ones) and kept 91 % of FP32's people.
+INT8_NOT_FASTER: dict[str, dict[str, str]] = {
+    "person_ssdlite.onnx": {"vnni": "its INT8 twin measured slower than FP32 on VNNI (x0.83, 91 % of the people)"},
+}
+
 
 def bundled_path(name: str) -> Path:
     """Where the bundled model ``name`` lives (whether or not the file is there)."""
@@ -184,7 +193,8 @@ def load_model(path: str | os.PathLike, backend: str = "auto", precision: str | 
         except ValueError as e:
             raise ModelError(str(e)) from None
         opts["weight_bits"] = plan.weight_bits
-        q = int8_variant(p) if plan.int8 else None
+        exception = None if plan.forced else INT8_NOT_FASTER.get(p.name, {}).get(plan.kernel)
+        q = int8_variant(p) if plan.int8 and exception is None else None
         if q is not None:
             p, swapped = q, True
     try:
@@ -201,6 +211,8 @@ def load_model(path: str | os.PathLike, backend: str = "auto", precision: str | 
         if bits:
             why = plan.reason if swapped else f"an INT8 file was given ({plan.cpu})"
             note = f"INT8 ({bits}-bit weights): {why}"
+        elif exception is not None:
+            note = f"FP32: {exception} (--int8 on to run it)"
         elif plan.int8:
             note = f"FP32: no usable {p.stem}.int8.onnx beside {p.name} (scripts/make_int8_models.sh or " \
                    "python -m calibration.quantize makes one)"

@@ -185,17 +185,21 @@ def _int8_model(fp32: Path, cache: Path, images: int = 64) -> Path:
 
 def pose_backends(names: list[str], onnx: Path, checkpoint: Path | None, cache: Path, threads: int) -> dict[str, Any]:
     """The requested pose backends; ones this machine cannot run are skipped with a logged reason."""
-    from realtime.models import load_model
+    from realtime.models import int8_variant, load_model
 
     out: dict[str, Any] = {}
     for name in names:
         try:
+            # "ort" is FP32 whatever the CPU (the INT8 rule would swap in a bundled twin); "ort-int8" runs the
+            # model's own NAME.int8.onnx where it has one (what realtime.run runs), else a calibrated copy
             if name == "ort":
-                out[name] = load_model(onnx, backend="ort", threads=threads)
+                out[name] = load_model(onnx, backend="ort", threads=threads, int8="off")
             elif name == "ort-int8":
-                out[name] = load_model(_int8_model(onnx, cache), backend="ort", threads=threads)
+                src = onnx if int8_variant(onnx) is not None else _int8_model(onnx, cache)
+                out[name] = load_model(src, backend="ort", threads=threads, int8="on")
             elif name == "torch":
-                out[name] = TorchPoseBackend(load_model(onnx, backend="ort", threads=threads), checkpoint, threads)
+                out[name] = TorchPoseBackend(load_model(onnx, backend="ort", threads=threads, int8="off"), checkpoint,
+                                             threads)
             elif name in ("trt-fp16", "trt-int8"):
                 from engines import tensorrt_available
 
@@ -511,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     from engines.bench import machine_description
     from realtime.detectors import PersonDetector
-    from realtime.models import load_model
+    from realtime.models import load_model, precision_note
     from realtime.pose import PoseEstimator
     from realtime.run import default_threads
 
@@ -533,6 +537,11 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
             raise BenchError("none of the requested pose backends can run here")
         poses[_pose_label(onnx)] = (backends, _gmacs(onnx))
     detector = PersonDetector(load_model(args.detector, backend="ort", threads=threads), max_persons=32)
+    machine["detector"] = f"{args.detector.name}, {precision_note(detector.backend) or 'as given'}"
+    for label, (bk, _) in poses.items():
+        for name, b in bk.items():
+            machine[f"pose {label} {name}"] = precision_note(b) or ("PyTorch eager, FP32" if name == "torch" else
+                                                                    "as given")
     rows: list[BenchRow] = []
     peers: dict[str, dict[str, float]] = {}
     memory: dict[str, Any] = {}

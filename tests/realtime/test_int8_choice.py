@@ -124,3 +124,25 @@ def test_the_cli_flag_and_its_summary_line(pair, capsys) -> None:
     with pytest.raises(SystemExit) as e:
         main(base + ["--int8", "maybe"])
     assert e.value.code == 2
+
+
+def test_a_model_measured_slower_in_int8_stays_fp32_under_auto_only(tmp_path, monkeypatch) -> None:
+    """realtime.models.INT8_NOT_FASTER: SSDLite's twin is skipped by the VNNI rule, but --int8 on still runs it."""
+    import engines.cpu as C
+    from realtime.models import INT8_NOT_FASTER
+
+    vnni = C.CpuFeatures(arch="x86_64", vnni=True, avx2=True, model="test VNNI")
+    monkeypatch.setattr(C, "cpu_features", lambda *a, **k: vnni)
+    assert "vnni" in INT8_NOT_FASTER["person_ssdlite.onnx"]
+    fp32 = blob_pose_onnx(tmp_path / "person_ssdlite.onnx")
+    q = _int8_twin(fp32)
+    auto = load_model(fp32, backend="ort", device="cpu")
+    assert Path(auto.path) == fp32 and auto.weight_bits is None
+    assert precision_note(auto).startswith("FP32") and "slower than FP32 on VNNI" in precision_note(auto)
+    on = load_model(fp32, backend="ort", device="cpu", int8="on")
+    assert Path(on.path) == q and on.weight_bits == 8
+    (tmp_path / "other").mkdir()
+    other = blob_pose_onnx(tmp_path / "other" / "pose.onnx")
+    _int8_twin(other)
+    assert Path(load_model(other, backend="ort", device="cpu").path).name == "pose.int8.onnx", \
+        "models not in the table follow the CPU's rule"

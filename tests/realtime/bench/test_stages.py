@@ -74,3 +74,22 @@ def test_bad_input_is_one_line_exit_2(argv, msg, tmp_path, capsys) -> None:
     assert main([*argv, "--out", str(tmp_path / "b.md"), "--cache", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and msg in err[0]
+
+
+def test_ort_row_is_fp32_and_ort_int8_the_models_own_twin(tmp_path, monkeypatch) -> None:
+    """On a VNNI CPU the INT8 rule swaps in NAME.int8.onnx: the bench's "ort" row must still be FP32, its
+    "ort-int8" row the twin realtime.run would run (not a recalibrated copy)."""
+    pytest.importorskip("onnx", reason="making the INT8 twin edits an ONNX graph")
+    import engines.cpu as C
+    from realtime.bench.stages import pose_backends
+    from realtime.models import precision_note
+    from tests.realtime.conftest import blob_pose_onnx
+    from tests.realtime.test_int8_choice import _int8_twin
+
+    monkeypatch.delenv("MCA_INT8", raising=False)
+    monkeypatch.setattr(C, "cpu_features", lambda *a, **k: C.CpuFeatures(arch="x86_64", vnni=True, avx2=True))
+    fp32 = blob_pose_onnx(tmp_path / "pose.onnx")
+    twin = _int8_twin(fp32)
+    b = pose_backends(["ort", "ort-int8"], fp32, None, tmp_path / "cache", threads=1)
+    assert str(b["ort"].path) == str(fp32) and precision_note(b["ort"]).startswith("FP32")
+    assert str(b["ort-int8"].path) == str(twin) and precision_note(b["ort-int8"]).startswith("INT8")
