@@ -146,3 +146,16 @@ def test_a_model_measured_slower_in_int8_stays_fp32_under_auto_only(tmp_path, mo
     _int8_twin(other)
     assert Path(load_model(other, backend="ort", device="cpu").path).name == "pose.int8.onnx", \
         "models not in the table follow the CPU's rule"
+
+
+def test_without_the_onnx_package_auto_keeps_fp32_and_says_why(pair, monkeypatch) -> None:
+    """No onnx: ONNX Runtime would run the Q/DQ file as written (slower than FP32), so the rule keeps FP32."""
+    import engines.cpu as C
+    import realtime.models as M
+
+    monkeypatch.setattr(C, "cpu_features", lambda *a, **k: C.CpuFeatures(arch="x86_64", vnni=True, avx2=True))
+    monkeypatch.setattr(M, "_have_onnx", lambda: False)
+    m = load_model(pair[0], backend="ort", device="cpu")
+    assert Path(m.path) == pair[0] and m.weight_bits is None
+    note = precision_note(m)
+    assert note.startswith("FP32") and "pip install onnx" in note and ".int8.int8" not in note
