@@ -382,8 +382,6 @@ def _video_report(tracks: list[FrameTracks]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from realtime.models import BUNDLED
-
     ap = argparse.ArgumentParser(prog="python -m realtime.bench.evaluate_tracking", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pose", help="pose ONNX (default: bundled mca_tiny_synth; mca_tiny_real with --video)")

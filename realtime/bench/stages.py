@@ -27,8 +27,6 @@ import json
 import logging
 import os
 import resource
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,20 +36,20 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from realtime.bench.backends import TorchPoseBackend, pose_backends
+from realtime.bench.errors import BenchError
+from realtime.bench.yolo_peer import yolo_pose_peer_ort, yolo_pose_peer_ultralytics
 from realtime.models import MODELS_DIR
 from realtime.sources import VideoSource
 from realtime.types import Frame
 
 log = logging.getLogger(__name__)
 
-__all__ = ["make_video", "stage_times", "end_to_end", "soak", "main", "BenchRow"]
+__all__ = ["make_video", "stage_times", "end_to_end", "soak", "main", "BenchRow", "BenchError", "pose_backends",
+           "TorchPoseBackend", "yolo_pose_peer_ort", "yolo_pose_peer_ultralytics"]
 
 STAGES = ("decode", "detect", "crop", "pose", "heatmap decode", "track", "draw", "encode")
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
-
-
-class BenchError(RuntimeError):
-    """Something the user asked for cannot be benchmarked here (one line for the CLI)."""
 
 
 @dataclass
@@ -124,95 +122,6 @@ class _ListSource(VideoSource):
             if self.on_frame is not None:
                 self.on_frame(i)
             yield Frame(i, self._frames[i % n].image, i / self.fps)
-
-
-# ----------------------------------------------------------------------------- pose backends
-class TorchPoseBackend:
-    """PyTorch eager in the :class:`engines.base.Backend` shape, outputs as the exported ONNX (speed comparisons)."""
-
-    def __init__(self, onnx_backend: Any, checkpoint: Path | None, threads: int) -> None:
-        import torch
-
-        from engines.export import _pose_wrapper
-        from mca.checkpoint import load_checkpoint
-        from mca.config import MCAConfig
-        from mca.registry import create_model
-
-        torch.set_num_threads(threads)
-        if checkpoint is not None and checkpoint.exists():
-            model, _ = load_checkpoint(checkpoint)
-        else:  # random weights of the ONNX's own config: the same arithmetic, so the same speed
-            cfg = json.loads(onnx_backend.metadata["mca.config_json"])
-            model = create_model(cfg.pop("name"), **{k: v for k, v in cfg.items() if k in MCAConfig.__dataclass_fields__})
-        self._net = _pose_wrapper(model.eval(), attention_outputs=len(onnx_backend.outputs) > 1, deploy=True)
-        self._torch = torch
-        self.path, self.metadata = onnx_backend.path, onnx_backend.metadata
-        self.inputs, self.outputs, self.input = onnx_backend.inputs, onnx_backend.outputs, onnx_backend.input
-        self.precision, self.device = "fp32", "cpu"
-
-    def run(self, x: np.ndarray) -> list[np.ndarray]:
-        with self._torch.inference_mode():
-            out = self._net(self._torch.from_numpy(np.ascontiguousarray(x)))
-        out = out if isinstance(out, tuple) else (out,)
-        return [o.numpy() for o in out]
-
-
-def _int8_model(fp32: Path, cache: Path, images: int = 64) -> Path:
-    """A Q/DQ INT8 copy of ``fp32`` from a synthetic calibration set (cached by the FP32 file's content and the
-    quantizer's own source, so a re-exported model or a changed quantizer never reuses a stale copy)."""
-    import hashlib
-
-    import calibration.quantize
-    import calibration.rewrite
-
-    h = hashlib.sha256(fp32.read_bytes())
-    for mod in (calibration.quantize, calibration.rewrite):
-        h.update(Path(mod.__file__).read_bytes())
-    key = h.hexdigest()[:12]
-    out = cache / f"{fp32.stem}.{key}.int8.onnx"
-    if out.exists():
-        return out
-    from calibration.build import build_calibration_set
-    from calibration.dataset import CalibrationSet
-    from calibration.quantize import quantize_qdq
-
-    calib = cache / f"{fp32.stem}.{key}.calib.npz"
-    if not calib.exists():
-        build_calibration_set([f"synthetic:{images}"], fp32, None, images, 200, 4.0, 500).save(calib)
-    quantize_qdq(fp32, CalibrationSet.load(calib), out)
-    return out
-
-
-def pose_backends(names: list[str], onnx: Path, checkpoint: Path | None, cache: Path, threads: int) -> dict[str, Any]:
-    """The requested pose backends; ones this machine cannot run are skipped with a logged reason."""
-    from realtime.models import int8_variant, load_model
-
-    out: dict[str, Any] = {}
-    for name in names:
-        try:
-            # "ort" is FP32 whatever the CPU (the INT8 rule would swap in a bundled twin); "ort-int8" runs the
-            # model's own NAME.int8.onnx where it has one (what realtime.run runs), else a calibrated copy
-            if name == "ort":
-                out[name] = load_model(onnx, backend="ort", threads=threads, int8="off")
-            elif name == "ort-int8":
-                src = onnx if int8_variant(onnx) is not None else _int8_model(onnx, cache)
-                out[name] = load_model(src, backend="ort", threads=threads, int8="on")
-            elif name == "torch":
-                out[name] = TorchPoseBackend(load_model(onnx, backend="ort", threads=threads, int8="off"), checkpoint,
-                                             threads)
-            elif name in ("trt-fp16", "trt-int8"):
-                from engines import tensorrt_available
-
-                if not tensorrt_available():
-                    log.warning("%s skipped: TensorRT or a CUDA GPU is not available here", name)
-                    continue
-                src = onnx if name == "trt-fp16" else _int8_model(onnx, cache)
-                out[name] = load_model(src, backend="trt", precision=name.split("-")[1])
-            else:
-                raise BenchError(f"unknown backend {name!r}; valid: ort, ort-int8, torch, trt-fp16, trt-int8")
-        except ImportError as e:
-            log.warning("%s skipped: %s is not installed", name, e.name)
-    return out
 
 
 # ----------------------------------------------------------------------------- measurements
@@ -313,83 +222,6 @@ def soak(frames: list[Frame], detector: Any, pose: Any, out_dir: Path, total: in
     return {"frames": summary.frames_out, "seconds": time.perf_counter() - t0, "fps": summary.fps,
             "rss_start_mb": samples[0][1], "rss_after_warmup_mb": base, "rss_end_mb": samples[-1][1],
             "growth_mb": samples[-1][1] - base, "samples": samples}
-
-
-# ----------------------------------------------------------------------------- peers
-def yolo_pose_peer_ort(onnx: Path, frames: list[Frame], out_dir: Path, threads: int) -> dict[str, float]:
-    """YOLO-pose through ONNX Runtime with our letterbox/decode/NMS, decode -> infer -> draw -> encode in one loop."""
-    import cv2
-    import onnxruntime as ort
-
-    from realtime.detectors import letterbox, nms
-    from realtime.sinks import Mp4Writer
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(onnx), so, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    size = int(sess.get_inputs()[0].shape[2])
-    infer_ms: list[float] = []
-
-    def one(img: np.ndarray) -> np.ndarray:
-        lb, scale, (px, py) = letterbox(img, size)
-        x = lb[None, :, :, ::-1].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-        t0 = time.perf_counter()
-        out = sess.run(None, {name: x})[0][0]  # (56, anchors): box 4, person 1, 17 x (x, y, conf)
-        infer_ms.append(1000 * (time.perf_counter() - t0))
-        conf = out[4]
-        keep = conf >= 0.25
-        rows = out[:, keep].T
-        if not len(rows):
-            return np.zeros((0, 17, 3), np.float32)
-        cx, cy, w, h = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]
-        boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
-        k = nms(boxes, rows[:, 4], 0.45)[:100]
-        kp = rows[k, 5:].reshape(-1, 17, 3).copy()
-        kp[..., 0] = (kp[..., 0] - px) / scale
-        kp[..., 1] = (kp[..., 1] - py) / scale
-        return kp
-
-    for f in frames[:2]:
-        one(f.image)
-    infer_ms.clear()
-    t0 = time.perf_counter()
-    with Mp4Writer(out_dir / "peer_yolo_pose.mp4", 25.0) as w:
-        for f in frames:
-            img = f.image.copy()
-            for person in one(f.image):
-                for x, y, c in person:
-                    if c > 0.5:
-                        cv2.circle(img, (int(x), int(y)), 3, (0, 255, 0), -1)
-            w.write(img)
-    loop = time.perf_counter() - t0
-    return {"fps": len(frames) / loop, "infer_ms": statistics.median(infer_ms)}
-
-
-_ULTRALYTICS_SCRIPT = r"""
-import json, sys, time, os
-os.environ.setdefault("YOLO_OFFLINE", "1")
-from ultralytics import YOLO
-video, weights, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
-import torch; torch.set_num_threads(threads)
-model = YOLO(weights)
-n, speed = 0, {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
-t0 = time.perf_counter()
-for r in model.predict(video, stream=True, imgsz=640, device="cpu", verbose=False):
-    n += 1
-    for k in speed: speed[k] += r.speed.get(k, 0.0)
-dt = time.perf_counter() - t0
-print(json.dumps({"frames": n, "fps": n / dt, **{k + "_ms": v / max(n, 1) for k, v in speed.items()}}))
-"""
-
-
-def yolo_pose_peer_ultralytics(python: str, video: Path, weights: str, threads: int) -> dict[str, float]:
-    """YOLO-pose through Ultralytics' own predict, in another interpreter (ultralytics needs torchvision)."""
-    r = subprocess.run([python, "-c", _ULTRALYTICS_SCRIPT, str(video), weights, str(threads)], capture_output=True,
-                       text=True, timeout=1800, env={**os.environ, "YOLO_OFFLINE": "1"})
-    if r.returncode != 0:
-        raise BenchError(f"ultralytics peer failed: {(r.stderr.strip().splitlines() or ['?'])[-1][:200]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 # ----------------------------------------------------------------------------- report
