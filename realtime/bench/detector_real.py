@@ -32,6 +32,7 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,10 +158,10 @@ def heldout_images(video: Path, frames: int, photos: list[Path], holdout: float 
         i += 1
     cap.release()
     for p in photos:
-        img = cv2.imread(str(p))
-        if img is None:
+        photo = cv2.imread(str(p))
+        if photo is None:
             raise FileNotFoundError(f"cannot read {p}")
-        out.append((p.name, img))
+        out.append((p.name, photo))
     return out
 
 
@@ -187,15 +188,16 @@ def pseudo_label_people(folder: Path, min_keypoints: int) -> dict[str, list[Pers
     items = man["items"]["test"]
     if len(items) != len(lb):
         raise ValueError(f"{folder}: manifest lists {len(items)} held-out people, test.npz has {len(lb)}")
-    size = int(man.get("patch", lb.images.shape[1]))
-    teachers = {lb.teacher_names[0]: (lb.teacher, 0.3 if man.get("min_score") is None else man["min_score"])}
+    size = int(man.get("patch") or len(lb.images[0]))
+    teachers: dict[str, tuple[np.ndarray, float]] = {lb.teacher_names[0]: (lb.teacher, float(man.get("min_score", 0.3)))}
     if lb.alt_teacher is not None:
-        teachers[lb.teacher_names[1]] = (lb.alt_teacher, (man.get("second_teacher") or {}).get("min_score", 0.5))
+        second = man.get("second_teacher") or {}
+        teachers[lb.teacher_names[1]] = (lb.alt_teacher, float(second.get("min_score", 0.5)))
     out: dict[str, list[Person]] = {}
     for name, (raw, thr) in teachers.items():
         people = []
         for it, t in zip(items, raw):
-            to_frame = CropTransform.from_box(np.array(it["box_frame"], np.float64), (size, size), (size, size),
+            to_frame = CropTransform.from_box([float(v) for v in it["box_frame"]], (size, size), (size, size),
                                               float(man.get("context", CONTEXT))).input_to_frame
             ok = t[:, 2] >= thr
             if ok.sum() >= min_keypoints:
@@ -294,7 +296,9 @@ def report(res: dict[str, Any]) -> str:
              f"matched box covers more than {a['found']:.0%} of the person's confident keypoints; coverage = the "
              "fraction covered (mean over people) and the share of people with every keypoint covered. "
              f"Small = keypoints span < {SMALL:.0f} px in height.", "",
-             "People sets: " + "; ".join(f"**{k}** {v}" for k, v in res["people_sets"].items()), "",
+             "People sets: " + "; ".join(f"**{k}** {v}" for k, v in res["people_sets"].items()) +
+             f". Multipose has six slots and kept six people on {res['multipose_full_images']} of the "
+             f"{len(res['images']['photos']) + res['images']['video_frames']} images (those may hold more).", "",
              f"Tight = also IoU >= {TIGHT_IOU} with the keypoints' own box (a box around a crowd is not). "
              "Box/keypoint area: median over found people of the box's area over the keypoints' box's.", "",
              "| detector | people set | people | recall | recall, tight | mean coverage | all covered | "
@@ -308,7 +312,8 @@ def report(res: dict[str, Any]) -> str:
                          f"{f(m['small']['recall'])} ({m['small']['people']}) / {f(m['large']['recall'])} "
                          f"({m['large']['people']}) | {f(m['video']['recall'])} / {f(m['photos']['recall'])} | "
                          f"{m.get('box_over_keypoint_area', '-')} | {r['boxes_per_image']} | {r['ms_per_image']} |")
-    sweep = [t for t in next(iter(res["detectors"].values()), {}).get("sweep", {})]
+    first: dict[str, Any] = next(iter(res["detectors"].values()), {})
+    sweep = list(first.get("sweep", {}))
     if sweep:
         lines += ["", "Recall at other score thresholds (the same runs, boxes under the threshold dropped):", "",
                   "| detector | people set | " + " | ".join(f"conf {t}" for t in sweep) + " |",
@@ -390,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
                  if k not in ("photos", "detectors")},
         "images": {"video_frames": sum("#" in n for n in names), "photos": [q.name for q in photos]},
         "people_sets": sets, "people": {k: len(v) for k, v in people.items()},
+        # multipose has six slots: an image where it kept six may hold more people than the set has
+        "multipose_full_images": sum(c >= 6 for c in Counter(q.image for q in people["multipose"]).values()),
         "detectors": evaluate(dets, images, people, args.found, args.threads, tuple(args.sweep))}
     if args.synthetic:
         res["synthetic"] = {n: evaluate_detector(pth, args.synthetic, args.synthetic_seed, int8="off")
