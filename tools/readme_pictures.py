@@ -11,6 +11,7 @@ named with its file and the number of people drawn.  ``frame``: frame N of a vid
     python tools/readme_pictures.py grid --out docs/images/real_photos_grid.png
     python -m realtime.run --source ../shared/data/real-video/vtest.avi --frames 120 --output /tmp/vtest.mp4
     python tools/readme_pictures.py frame /tmp/vtest.mp4 110 --out docs/images/vtest_annotated.png
+    python tools/readme_pictures.py thresholds      # SSDLite's boxes by score band: what a lower threshold adds
 """
 
 from __future__ import annotations
@@ -118,6 +119,40 @@ def photo_grid(folder: Path, out: Path, tile: tuple[int, int], cols: int, extra:
     return [models] + lines
 
 
+BANDS = ((0.35, (0, 255, 0)), (0.2, (0, 255, 255)), (0.0, (0, 0, 255)))  # score from, BGR colour
+
+
+def threshold_picture(video: Path, frames: int, show: list[int], out: Path, cols: int = 2) -> list[str]:
+    """SSDLite (FP32) run down to 0.1 on the held-out frames ``realtime.bench.detector_real`` uses; boxes coloured
+    by score band (>= 0.35, the default: green; 0.2-0.35: yellow; 0.1-0.2: red); frames ``show`` (positions in
+    that list) as a grid; returns the box count of each band over all the frames."""
+    from realtime.bench.detector_real import heldout_images
+    from realtime.detectors import PersonDetector
+    from realtime.models import load_model, resolve_model
+
+    det = PersonDetector(load_model(resolve_model("ssdlite", "detector"), backend="ort", int8="off"), conf=0.1,
+                         max_persons=100)
+    counts = [0] * len(BANDS)
+    tiles = []
+    images = heldout_images(video, frames, [])
+    for k, (name, img) in enumerate(images):
+        d = det.detect(img)
+        drawn = img.copy()
+        for b, sc in zip(d.boxes, d.scores):
+            band = next(i for i, (lo, _) in enumerate(BANDS) if sc >= lo)
+            counts[band] += 1
+            col = BANDS[band][1]
+            x0, y0, x1, y1 = (int(round(v)) for v in b)
+            cv2.rectangle(drawn, (x0, y0), (x1, y1), col, 2)
+            cv2.putText(drawn, f"{sc:.2f}", (x0, max(12, y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, col, 1, cv2.LINE_AA)
+        if k in show:
+            tiles.append(caption(drawn, name))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), grid(tiles, cols)):
+        raise OSError(f"cannot write {out}")
+    return [f"{len(images)} frames; boxes scoring >= 0.35: {counts[0]}, 0.2-0.35: {counts[1]}, 0.1-0.2: {counts[2]}"]
+
+
 def video_frame(video: Path, index: int) -> np.ndarray:
     """Frame ``index`` (0-based, in decode order) of ``video`` as BGR, with PyAV."""
     import av
@@ -139,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--cols", type=int, default=4)
     g.add_argument("--run-args", nargs=argparse.REMAINDER, default=[],
                    help="more realtime.run options (e.g. --kpt-thr 0.5); default: none, the CLI's defaults")
+    t = sub.add_parser("thresholds", help="SSDLite's boxes by score band on held-out vtest.avi frames")
+    t.add_argument("--video", type=Path, default=SHARED / "real-video" / "vtest.avi")
+    t.add_argument("--frames", type=int, default=50, help="held-out frames (as realtime.bench.detector_real)")
+    t.add_argument("--show", type=int, nargs="+", default=[0, 12, 25, 37], help="which of them to draw")
+    t.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "ssdlite_thresholds.png")
     f = sub.add_parser("frame", help="one frame of a video as a PNG")
     f.add_argument("video", type=Path)
     f.add_argument("index", type=int)
@@ -148,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "grid":
         w, h = (int(v) for v in args.tile.lower().split("x"))
         for line in photo_grid(args.photos, args.out, (w, h), args.cols, args.run_args):
+            print(line)
+    elif args.cmd == "thresholds":
+        for line in threshold_picture(args.video, args.frames, args.show, args.out):
             print(line)
     else:
         img = video_frame(args.video, args.index)
