@@ -170,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
             raise FileNotFoundError(f"video {args.video} not found (pass --video)")
         photos = sorted(args.photos if args.photos is not None else (SHARED / "real-people").glob("*.jpg"))
         det_path = resolve_model(args.detector, "detector")
-        detector = PersonDetector(load_model(det_path, backend="ort", threads=args.threads))
+        # int8="off": the file named in the manifest is the one that runs (on a VNNI CPU the automatic choice
+        # would swap in its INT8 twin, which finds fewer people), so the labels do not depend on the CPU
+        detector = PersonDetector(load_model(det_path, backend="ort", threads=args.threads, int8="off"))
         teacher = MoveNet(teacher_path, threads=args.threads)
     except (FileNotFoundError, ModelError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -4,6 +4,8 @@
   (:mod:`realtime.bench.stages`).
 - ``python -m realtime.bench.real``: this project and its peers (MoveNet, BlazePose) on the same real video.
 - ``python -m realtime.bench.evaluate_detector``: person AP50 on held-out synthetic scenes.
+- ``python -m realtime.bench.detector_real``: detectors on held-out real people, judged by teachers' keypoints
+  (coverage, recall against MoveNet multipose, a threshold sweep) and AP50 on synthetic scenes.
 - ``python -m realtime.bench.evaluate_pipeline``: does the pipeline lose accuracy against the model alone?
 - ``python -m realtime.bench.batch``: ``realtime.batch`` (Ray) vs a shell loop of ``realtime.run`` over the same clips.
 - :mod:`realtime.bench.peers`: torch-free runners for the peer models.

@@ -65,12 +65,14 @@ def match_frame(det_boxes: np.ndarray, det_scores: np.ndarray, gt_boxes: np.ndar
 
 
 def evaluate_detector(model: str | Path, num: int = 300, seed: int = 777, min_height: float = 32.0,
-                      size: tuple[int, int] = (1280, 720)) -> dict[str, float]:
+                      size: tuple[int, int] = (1280, 720), int8: str | None = None) -> dict[str, float]:
+    """AP50 of ``model`` on ``num`` held-out scenes; ``int8`` as :func:`realtime.models.load_model` takes it
+    (``"off"``: an FP32 file runs as FP32 on every CPU, so FP32 and INT8 twins can be compared)."""
     from mca.data.synthetic import SceneRenderer, VideoRenderer
     from realtime.detectors import PersonDetector
     from realtime.models import load_model
 
-    det = PersonDetector(load_model(model, backend="ort"), conf=0.01, max_persons=100)
+    det = PersonDetector(load_model(model, backend="ort", int8=int8), conf=0.01, max_persons=100)
     scenes = SceneRenderer("mpii16", size, seed=seed, min_people=0, max_people=7, min_height=40,
                            max_height=size[1] * 1.1)
     videos = [VideoRenderer("mpii16", size, 25.0, 1 + k % 5, seed=seed + k) for k in range(5)]

@@ -191,3 +191,24 @@ def test_blazepose_landmarks_map_to_coco_by_name() -> None:
     lm[:] = np.nan  # nobody found
     kps, sc = blazepose_to_coco(lm)
     assert (sc == 0).all() and np.isfinite(kps).all()
+
+
+def test_the_pseudo_label_tool_runs_its_detector_in_fp32_on_every_cpu(tmp_path, monkeypatch) -> None:
+    """First run on a VNNI CPU: the automatic INT8 choice swapped in person_ssdlite.int8.onnx, which found 964
+    training people instead of 1,017, while the manifest named the FP32 file."""
+    import realtime.models as models
+    from tests.conftest import load_tool
+
+    seen: dict = {}
+
+    def fake_load(path, **kw):  # noqa: ANN001, ANN003, ANN202 - stands in for realtime.models.load_model
+        seen.update(kw, path=path)
+        raise models.ModelError("stop here")
+
+    monkeypatch.setattr(models, "load_model", fake_load)
+    (tmp_path / "teacher.onnx").write_bytes(b"")
+    (tmp_path / "v.avi").write_bytes(b"")
+    tool = load_tool("pseudo_label")
+    rc = tool.main(["--teacher", str(tmp_path / "teacher.onnx"), "--video", str(tmp_path / "v.avi"),
+                    "--photos", "--out", str(tmp_path / "out")])
+    assert rc == 2 and seen["int8"] == "off" and str(seen["path"]).endswith("person_ssdlite.onnx")
