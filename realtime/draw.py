@@ -26,7 +26,7 @@ _OUTLINE = (0, 0, 0)
 def track_color(track_id: int) -> tuple[int, int, int]:
     """A stable, distinct BGR colour per track id (golden-ratio hue steps)."""
     hue = int((track_id * 0.618033988749895 % 1.0) * 179)
-    hsv = np.uint8([[[hue, 200, 255]]])
+    hsv = np.array([[[hue, 200, 255]]], dtype=np.uint8)
     b, g, r = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
     return int(b), int(g), int(r)
 
