@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--fps", type=float,
                     help="frame rate for image folders (default 10) and the demo (default 25); videos and "
                          "cameras keep their own")
+    io.add_argument("--pace", action="store_true",
+                    help="read a video file at its own frame rate, as a camera delivers frames, instead of as "
+                         "fast as it decodes (to try a live setup on a recording; other sources ignore it)")
     io.add_argument("--no-audio", action="store_true",
                     help="do not carry the input video's sound into the output MP4 (by default it is copied, or "
                          "encoded to AAC where MP4 cannot hold its codec)")
@@ -350,7 +353,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         source = open_source(args.source, max_frames=args.frames, demo_people=args.demo_people,
                              demo_size=args.demo_size, demo_seed=args.demo_seed, fps=args.fps,
-                             joint_set=info.joint_set)
+                             joint_set=info.joint_set, pace=args.pace)
     except SourceError as e:
         raise UserError(str(e)) from None
     if not (args.output or args.json or args.jsonl or args.show):

@@ -97,11 +97,13 @@ class VideoSource(abc.ABC):
 class FileSource(VideoSource):
     """A video file decoded with PyAV: exact frame order, corrupt frames skipped and counted."""
 
-    def __init__(self, path: Path, max_frames: int | None = None) -> None:
+    def __init__(self, path: Path, max_frames: int | None = None, pace: bool = False) -> None:
         super().__init__(str(path))
         import av
 
         self.path, self.max_frames = path, max_frames
+        # pace: hand frames out no faster than their timestamps, as a camera would (to try a live setup on a file)
+        self.pace = pace
         self._io = threading.Lock()  # held while FFmpeg reads; close() must not free the container under a read
         try:
             self._container = av.open(str(path))
@@ -143,6 +145,7 @@ class FileSource(VideoSource):
     def frames(self) -> Iterator[Frame]:
         index = 0
         packets = self._container.demux(self._stream)
+        clock: tuple[float, float] | None = None  # (wall time, stream time) of the first frame, when pacing
         while not self._stop.is_set():
             with self._io:  # not held across the yield: a consumer that stops may close at once
                 try:
@@ -150,7 +153,12 @@ class FileSource(VideoSource):
                 except StopIteration:
                     break
             for img, t in images:
-                yield Frame(index, img, t if t is not None else index / self.fps)
+                ts = t if t is not None else index / self.fps
+                if self.pace:
+                    clock = clock or (time.perf_counter(), ts)
+                    if self._stop.wait(max(0.0, clock[0] + ts - clock[1] - time.perf_counter())):
+                        return
+                yield Frame(index, img, ts)
                 index += 1
                 if self.max_frames and index >= self.max_frames:
                     return
@@ -363,8 +371,11 @@ class DemoSource(VideoSource):
 
 def open_source(spec: str, max_frames: int | None = None, demo_people: int = 4,
                 demo_size: tuple[int, int] = (1280, 720), demo_seed: int = 0, fps: float | None = None,
-                joint_set: str = "mpii16") -> VideoSource:
-    """Open ``spec``: ``demo``, a camera index, a file, a directory, a URL, or a GStreamer pipeline."""
+                joint_set: str = "mpii16", pace: bool = False) -> VideoSource:
+    """Open ``spec``: ``demo``, a camera index, a file, a directory, a URL, or a GStreamer pipeline.
+
+    ``pace`` reads a video file at its own frame rate instead of as fast as it decodes (other sources ignore it).
+    """
     s = spec.strip()
     if s.startswith(("nvdec:", "jetson:", "csi:")):  # GPU decode (optional, detected): realtime.gpu_video
         from realtime.gpu_video import open_gpu_source  # imported here: gpu_video imports this module
@@ -390,4 +401,4 @@ def open_source(spec: str, max_frames: int | None = None, demo_people: int = 4,
         return ImageDirSource(p, fps or 10.0, max_frames)
     if p.suffix.lower() in IMAGE_EXTS:
         return ImageDirSource(p, fps or 10.0, max_frames)
-    return FileSource(p, max_frames)
+    return FileSource(p, max_frames, pace=pace)

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--no-video", action="store_true", help="write only the JSON and JSON Lines (no MP4)")
     io.add_argument("--frames", type=int, metavar="N", help="stop each video after N frames")
     io.add_argument("--no-audio", action="store_true", help="do not copy the videos' sound into the MP4s")
+    io.add_argument("--pace", action="store_true",
+                    help="read each video at its own frame rate, as camera feeds arrive, not as fast as it decodes")
     io.add_argument("--retry-failed", action="store_true",
                     help="also redo videos the manifest records as failed (by default a rerun skips them)")
     io.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no closing summary")
@@ -155,7 +157,8 @@ def worker_settings(args: argparse.Namespace) -> "WorkerSettings":
                           backend=backend, precision=args.precision, device=device, threads=threads, conf=args.conf,
                           max_persons=args.max_persons, detect_every=args.detect_every, smooth=not args.no_smooth,
                           crop_padding=args.crop_padding, flip_test=args.flip_test, max_frames=args.frames,
-                          video=not args.no_video, int8=args.int8, kpt_thr=args.kpt_thr, audio=not args.no_audio)
+                          video=not args.no_video, int8=args.int8, kpt_thr=args.kpt_thr, audio=not args.no_audio,
+                          pace=args.pace)
 
 
 def plan(args: argparse.Namespace, manifest: Any) -> tuple[list[Any], dict[str, int], list[str]]:

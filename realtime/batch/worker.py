@@ -48,6 +48,7 @@ class WorkerSettings:
     int8: str | None = None  # INT8 on ONNX Runtime's CPU provider: auto/on/off (None: realtime.run's default)
     kpt_thr: float | None = None  # joints under this confidence are not drawn (None: the pipeline's default)
     audio: bool = True  # carry a video's sound into its MP4
+    pace: bool = False  # read at the video's own frame rate (as live feeds arrive) instead of as fast as it decodes
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,8 @@ class VideoWorker:
         try:
             shutil.rmtree(partial, ignore_errors=True)  # what an earlier, killed attempt left
             partial.mkdir(parents=True, exist_ok=True)
-            source = open_source(job.input, max_frames=s.max_frames, joint_set=self.estimator.info.joint_set)
+            source = open_source(job.input, max_frames=s.max_frames, joint_set=self.estimator.info.joint_set,
+                                 pace=s.pace)
             cfg = PipelineConfig(detect_every=s.detect_every, max_persons=s.max_persons, smooth=s.smooth,
                                  crop_padding=s.crop_padding, audio=s.audio,
                                  kpt_thr=PipelineConfig.kpt_thr if s.kpt_thr is None else s.kpt_thr,

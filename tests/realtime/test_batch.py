@@ -71,12 +71,13 @@ def test_ctrl_c_leaves_a_valid_manifest(clips, tmp_path) -> None:
     """Ctrl-C once while the first video runs: nothing new starts; twice: it stops, recorded as interrupted.
 
     The signals go to the command's whole process group, as a terminal's Ctrl-C does (Ray's own processes
-    started by the embedded Ray are in that group too unless Ray moves them out).
+    started by the embedded Ray are in that group too unless Ray moves them out). --pace holds long.mp4 to its
+    10 fps (4 s), so the second Ctrl-C lands mid-video however fast the machine decodes (CI's did 40 frames in 0.5 s).
     """
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, "-m", "realtime.batch", str(clips["long"]), str(clips["a"]),
-                             str(clips["b"]), "--out", str(out), "--workers", "1", *MODELS],
+                             str(clips["b"]), "--out", str(out), "--workers", "1", "--pace", *MODELS],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     manifest = out / "manifest.jsonl"
@@ -103,6 +104,7 @@ def _args(inputs: list[Path], out: Path, *extra: str):
 
 
 def test_batch_outputs_faults_resume_and_a_killed_worker(clips, local_ray, tmp_path) -> None:
+    """--pace (10 fps) keeps long.mp4 running for 4 s: the driver polls progress every 0.5 s and kills it mid-video."""
     out = tmp_path / "out"
     inputs = [clips["a"].parent, clips["list"]]  # a folder and a path list
     killed: list[tuple[str, int]] = []
@@ -113,7 +115,7 @@ def test_batch_outputs_faults_resume_and_a_killed_worker(clips, local_ray, tmp_p
                 killed.append((r.job.input, r.frames))
                 local_ray.kill(r.actor)
 
-    assert batch_run(_args(inputs, out), on_update=kill_long_mid_video) == 1  # the corrupt one failed
+    assert batch_run(_args(inputs, out, "--pace"), on_update=kill_long_mid_video) == 1  # the corrupt one failed
     assert killed and killed[0][1] < 40, "the worker was killed in the middle of long.mp4"
     last = read_manifest(out / "manifest.jsonl")
     assert set(last) == {str(clips[k]) for k in ("a", "b", "long", "empty", "a2", "corrupt")}

@@ -33,6 +33,25 @@ def test_file_source_is_lossless_and_in_order(numbered_video) -> None:
     assert src.dropped == 0 and src.corrupt == 0
 
 
+def test_paced_file_keeps_its_frame_rate_and_stops_at_once(numbered_video) -> None:
+    """--pace: frame k is handed out no earlier than k/30 s after the first, every frame kept; stop() ends a wait."""
+    src = open_source(str(numbered_video), pace=True)
+    t0, late = time.perf_counter(), []
+    for f in src.frames():
+        late.append(time.perf_counter() - t0 - f.timestamp)
+    src.close()
+    assert len(late) == 60
+    first = late[0]
+    assert min(d - first for d in late) >= -0.005, "no frame came before its time"
+    assert time.perf_counter() - t0 >= 59 / 30 - 0.01
+    src = open_source(str(numbered_video), pace=True)
+    frames = src.frames()
+    next(frames)
+    src.stop()
+    assert next(frames, None) is None, "a stop during the wait ends the frames"
+    src.close()
+
+
 def test_live_source_drops_stale_frames_for_a_slow_consumer(numbered_video) -> None:
     src = LiveSource(str(numbered_video), cv2.CAP_FFMPEG)  # a file read as fast as a camera would deliver
     got = []
