@@ -44,6 +44,9 @@ class DetectorFamily(NamedTuple):
     person_class: int  # default when the model's metadata has no mca.person_class
     default_size: int
     default_conf: float  # the score threshold this family is calibrated for (used when none is given)
+    # boxes from this score up to default_conf are kept where the pose model finds a person in them (None: none);
+    # judged for SSDLite on vtest.avi (tools/ssdlite_margin.py), not yet for YOLO
+    verify_conf: float | None = None
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.5) -> np.ndarray:
@@ -152,13 +155,13 @@ DETECTOR_FAMILIES: dict[str, DetectorFamily] = {}
 
 
 def register_family(name: str, pre: PreFn, post: PostFn, person_class: int, default_size: int,
-                    default_conf: float = 0.35) -> None:
+                    default_conf: float = 0.35, verify_conf: float | None = None) -> None:
     """Add a detector family (e.g. a new export format) under the metadata name ``mca.detector_family``."""
-    DETECTOR_FAMILIES[name] = DetectorFamily(pre, post, person_class, default_size, default_conf)
+    DETECTOR_FAMILIES[name] = DetectorFamily(pre, post, person_class, default_size, default_conf, verify_conf)
 
 
 register_family("yolo", _yolo_pre, _yolo_post, 0, 640, 0.25)  # Ultralytics' own default threshold
-register_family("ssd", _ssd_pre, _ssd_post, 1, 300, 0.35)
+register_family("ssd", _ssd_pre, _ssd_post, 1, 300, 0.35, verify_conf=0.2)
 
 
 def detect_family(backend: Backend) -> str:
@@ -200,6 +203,8 @@ class PersonDetector:
         except (TypeError, ValueError, IndexError) as e:
             raise ModelError(f"{backend.path}: unusable detector metadata ({e})") from None
         self.conf = fam.default_conf if conf is None else float(conf)
+        # with a threshold of the user's own, no band under it is assumed
+        self.verify_conf = fam.verify_conf if conf is None else None
         self.iou, self.max_persons = iou, max_persons
         self._names = [o.name for o in backend.outputs]
 

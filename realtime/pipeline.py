@@ -58,6 +58,10 @@ class PipelineConfig:
     # own threshold only continue tracks (realtime.bench.evaluate_tracking: 7.80 -> 1.10 ids per person on the demo
     # with it and the colour cue). None: confident boxes only.
     track_low_score: float | None = 0.1
+    # Boxes from this score up to the detector's threshold are kept where the pose model finds a person in them
+    # (mean joint score >= 0.5, Tracker.verify_keypoints): "auto" takes the detector family's (SSD 0.2, YOLO none),
+    # None keeps none. Needs track_low_score at or under it (the detector must report those boxes).
+    verify_conf: float | str | None = "auto"
     encoder: str = "libx264"  # the MP4's H.264 encoder: libx264, or h264_nvenc where PyAV's FFmpeg has NVENC
 
 
@@ -165,6 +169,10 @@ class Pipeline:
         self.cropper = Cropper(info.input_size, info.heatmap_size, cfg.crop_padding or info.crop_padding)
         self.tracker = Tracker()
         self.track_high = self._lower_detector_threshold(detector, cfg.track_low_score)
+        verify = getattr(detector, "verify_conf", None) if cfg.verify_conf == "auto" else cfg.verify_conf
+        low = cfg.track_low_score
+        self.verify_conf = float(verify) if verify is not None and self.track_high is not None and \
+            low is not None and low <= float(verify) < self.track_high else None
         self.smoother = Smoother() if cfg.smooth else None
         self.renderer = Renderer(info.skeleton, min_score=cfg.kpt_thr, attention=cfg.show_attention)
         pose.attention = cfg.show_attention is not None  # copy attention maps only when they are drawn
@@ -237,7 +245,8 @@ class Pipeline:
             t2 = t()
             poses = self.pose.estimate(crops)
         t3 = t()
-        poses = self.tracker.update(poses, high_score=self.track_high, image=frame.image)
+        poses = self.tracker.update(poses, high_score=self.track_high, image=frame.image,
+                                    verify_score=self.verify_conf)
         if self.smoother is not None:
             poses = self.smoother.smooth(poses, frame.timestamp)
         t4 = t()

@@ -144,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--conf", type=float,
                    help="person detection confidence threshold, 0..1 (default: the detector family's, YOLO 0.25, "
                         "SSD 0.35)")
+    t.add_argument("--verify-conf", metavar="T|off",
+                   help="also keep boxes scoring from T up to --conf where the pose model finds a person in them "
+                        "(mean joint confidence >= 0.5): people the detector was unsure of, not railings "
+                        "(default: 0.2 for SSD detectors at their own threshold, off for YOLO; 'off' keeps none)")
     t.add_argument("--max-persons", type=int, default=16,
                    help="keep at most this many people per frame, the most confident (default 16)")
     t.add_argument("--detect-every", type=int, default=1, metavar="N",
@@ -206,6 +210,11 @@ def _check_outputs(args: argparse.Namespace) -> None:
         raise UserError(str(e)) from None
 
 
+def _verify_conf(value: str | None) -> float | str | None:
+    """``--verify-conf``: None (not given) -> the detector family's ("auto"), "off" -> none, else the number."""
+    return "auto" if value is None else None if value == "off" else float(value)
+
+
 def _check_numbers(args: argparse.Namespace) -> None:
     for name, v, lo in (("--detect-every", args.detect_every, 1), ("--max-persons", args.max_persons, 1),
                         ("--demo-people", args.demo_people, 0), ("--frames", args.frames, 1),
@@ -216,6 +225,13 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise UserError(f"--conf must be between 0 and 1, got {args.conf}")
     if not 0 <= args.kpt_thr <= 1:
         raise UserError(f"--kpt-thr must be between 0 and 1, got {args.kpt_thr}")
+    if args.verify_conf is not None and args.verify_conf != "off":
+        try:
+            v = float(args.verify_conf)
+        except ValueError:
+            v = -1.0
+        if not 0 < v < 1:
+            raise UserError(f"--verify-conf must be 'off' or between 0 and 1, got {args.verify_conf}")
     if args.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", args.device.strip()):
         raise UserError(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
     if args.crop_padding is not None and not 0.5 <= args.crop_padding <= 3:
@@ -362,7 +378,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = PipelineConfig(detect_every=args.detect_every, max_persons=args.max_persons, smooth=not args.no_smooth,
                          crop_padding=args.crop_padding, kpt_thr=args.kpt_thr, audio=not args.no_audio,
                          show=args.show, show_attention=args.show_attention, output=args.output,
-                         json_path=args.json, jsonl_path=args.jsonl, encoder=args.encoder)
+                         json_path=args.json, jsonl_path=args.jsonl, encoder=args.encoder,
+                         verify_conf=_verify_conf(args.verify_conf))
     bar = None
     if not args.quiet:
         bar = tqdm(total=source.total, unit="frame", desc=Path(source.name).name[:24] or "stream",

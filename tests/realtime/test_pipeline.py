@@ -274,3 +274,20 @@ def test_the_tracker_gets_its_second_pass_and_the_frame(det_path, clip) -> None:
     off = Pipeline(PersonDetector(load_model(det_path, backend="ort")), PoseEstimator(FakePose()),
                    PipelineConfig(track_low_score=None))
     assert off.track_high is None and off.detector.conf == own
+
+
+@pytest.mark.parametrize("name,conf,verify,expect", [
+    ("ssdlite", None, "auto", 0.2),  # the SSD family's band, judged on vtest.avi (tools/ssdlite_margin.py)
+    ("yolo_synth", None, "auto", None),  # not judged for YOLO: none
+    ("ssdlite", 0.5, "auto", None),  # a threshold of the user's own: no band assumed
+    ("ssdlite", 0.5, 0.3, 0.3),  # unless asked for
+    ("ssdlite", None, None, None),  # --verify-conf off
+    ("ssdlite", None, 0.05, None),  # under track_low_score (0.1): the detector does not report those boxes
+    ("yolo_synth", None, 0.3, None),  # over the threshold (0.25): no band
+])
+def test_verified_band_from_the_detector_family_or_the_config(name, conf, verify, expect) -> None:
+    from realtime.models import resolve_model
+
+    det = PersonDetector(load_model(resolve_model(name, "detector"), backend="ort"), conf=conf)
+    pipe = Pipeline(det, PoseEstimator(FakePose()), PipelineConfig(verify_conf=verify))
+    assert pipe.verify_conf == expect

@@ -349,3 +349,26 @@ def test_on_the_first_frame_an_unconfident_pose_still_gets_an_id_and_keeps_it() 
     for _ in range(5):
         out = tr.update(two).track_ids.tolist()
     assert out == [0, -1]
+
+
+def test_a_box_under_the_threshold_is_kept_where_its_pose_finds_a_person() -> None:
+    """verify_score 0.2 under a threshold of 0.35: after a first frame (someone else), a newcomer scored 0.25 with a
+    sure pose (mean joint score 0.8) is output and gets an id after min_hits frames; a 0.25 box with an unsure pose
+    (0.4, a railing) and a 0.15 box (under the band) with a sure one are left out and start nothing.  Without
+    verify_score the sure 0.25 box is left out as before."""
+    def frame(f: int) -> Poses:
+        p = _people([([20, 20, 60, 120], 0.9), ([100 + f, 50, 140 + f, 150], 0.25), ([300, 50, 340, 150], 0.25),
+                     ([500, 50, 540, 150], 0.15)])
+        p.scores[1], p.scores[2], p.scores[3] = 0.8, 0.4, 0.8
+        return p
+
+    for verify, ids in ((0.2, [[0, -1], [0, -1], [0, 1], [0, 1]]), (None, [[0], [0], [0], [0]])):
+        tr = Tracker()
+        tr.update(_people([([20, 20, 60, 120], 0.9)]), high_score=0.35)
+        got = []
+        for f in range(1, 5):
+            out = tr.update(frame(f), high_score=0.35, verify_score=verify)
+            if verify is not None:
+                np.testing.assert_allclose(out.boxes[-1], [100 + f, 50, 140 + f, 150])
+            got.append(out.track_ids.tolist())
+        assert got == ids, verify
