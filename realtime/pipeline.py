@@ -29,7 +29,7 @@ from realtime.writer import WriterStage
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PipelineConfig", "Summary", "Pipeline", "DEMO_MIN_VISIBLE", "LATENCY_WINDOW"]
+__all__ = ["PipelineConfig", "Summary", "Pipeline", "DEMO_MIN_VISIBLE", "LATENCY_WINDOW", "parse_verify_conf"]
 
 _score_demo = score_demo  # the name the benchmarks import
 _END = object()
@@ -63,6 +63,22 @@ class PipelineConfig:
     # None keeps none. Needs track_low_score at or under it (the detector must report those boxes).
     verify_conf: float | str | None = "auto"
     encoder: str = "libx264"  # the MP4's H.264 encoder: libx264, or h264_nvenc where PyAV's FFmpeg has NVENC
+
+
+def parse_verify_conf(text: str | None) -> float | str | None:
+    """The ``--verify-conf`` option: not given -> "auto" (the detector family's band), "off" -> None, else a score
+    in (0, 1); anything else is a ValueError that says so."""
+    if text is None:
+        return "auto"
+    if text.strip().lower() == "off":
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0 < v < 1:
+        raise ValueError(f"--verify-conf must be 'off' or between 0 and 1, got {text}")
+    return v
 
 
 class _Abandoned(Exception):

@@ -210,11 +210,6 @@ def _check_outputs(args: argparse.Namespace) -> None:
         raise UserError(str(e)) from None
 
 
-def _verify_conf(value: str | None) -> float | str | None:
-    """``--verify-conf``: None (not given) -> the detector family's ("auto"), "off" -> none, else the number."""
-    return "auto" if value is None else None if value == "off" else float(value)
-
-
 def _check_numbers(args: argparse.Namespace) -> None:
     for name, v, lo in (("--detect-every", args.detect_every, 1), ("--max-persons", args.max_persons, 1),
                         ("--demo-people", args.demo_people, 0), ("--frames", args.frames, 1),
@@ -225,13 +220,12 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise UserError(f"--conf must be between 0 and 1, got {args.conf}")
     if not 0 <= args.kpt_thr <= 1:
         raise UserError(f"--kpt-thr must be between 0 and 1, got {args.kpt_thr}")
-    if args.verify_conf is not None and args.verify_conf != "off":
-        try:
-            v = float(args.verify_conf)
-        except ValueError:
-            v = -1.0
-        if not 0 < v < 1:
-            raise UserError(f"--verify-conf must be 'off' or between 0 and 1, got {args.verify_conf}")
+    from realtime.pipeline import parse_verify_conf  # here: --help stays fast without the pipeline's imports
+
+    try:
+        parse_verify_conf(args.verify_conf)
+    except ValueError as e:
+        raise UserError(str(e)) from None
     if args.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", args.device.strip()):
         raise UserError(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
     if args.crop_padding is not None and not 0.5 <= args.crop_padding <= 3:
@@ -337,7 +331,7 @@ def run(args: argparse.Namespace) -> int:
 
     from realtime.detectors import GroundTruthDetector, PersonDetector
     from realtime.models import ModelError
-    from realtime.pipeline import Pipeline, PipelineConfig
+    from realtime.pipeline import Pipeline, PipelineConfig, parse_verify_conf
     from realtime.pose import PoseEstimator
     from realtime.sinks import SinkError
     from realtime.sources import SourceError, open_source
@@ -379,7 +373,7 @@ def run(args: argparse.Namespace) -> int:
                          crop_padding=args.crop_padding, kpt_thr=args.kpt_thr, audio=not args.no_audio,
                          show=args.show, show_attention=args.show_attention, output=args.output,
                          json_path=args.json, jsonl_path=args.jsonl, encoder=args.encoder,
-                         verify_conf=_verify_conf(args.verify_conf))
+                         verify_conf=parse_verify_conf(args.verify_conf))
     bar = None
     if not args.quiet:
         bar = tqdm(total=source.total, unit="frame", desc=Path(source.name).name[:24] or "stream",

@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--device", help="ONNX Runtime device, cpu or cuda (default: cpu for CPU workers)")
     m.add_argument("--threads", type=int, help="ONNX Runtime threads per model in each worker (default above)")
     m.add_argument("--conf", type=float, help="person detection threshold, 0..1 (default: the detector family's)")
+    m.add_argument("--verify-conf", metavar="T|off",
+                   help="also keep boxes from T up to --conf where the pose finds a person, as in realtime.run "
+                        "(default: 0.2 for SSD detectors at their own threshold, off for YOLO)")
     m.add_argument("--max-persons", type=int, default=16, help="at most this many people per frame (default 16)")
     m.add_argument("--detect-every", type=int, default=1, metavar="N", help="run the detector every N frames")
     m.add_argument("--no-smooth", action="store_true", help="turn off the One Euro keypoint smoothing")
@@ -125,6 +128,12 @@ def _check(args: argparse.Namespace) -> None:
         raise UserError(f"--conf must be between 0 and 1, got {args.conf}")
     if args.crop_padding is not None and not 0.5 <= args.crop_padding <= 3:
         raise UserError(f"--crop-padding must be between 0.5 and 3, got {args.crop_padding}")
+    from realtime.pipeline import parse_verify_conf
+
+    try:
+        parse_verify_conf(args.verify_conf)
+    except ValueError as e:
+        raise UserError(str(e)) from None
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out} is a file; give a folder")
     if args.address is not None and not (args.address == "auto" or args.address.startswith("ray://")
@@ -148,6 +157,7 @@ def _model_spec(spec: str | None, role: str) -> str | None:
 def worker_settings(args: argparse.Namespace) -> "WorkerSettings":
     """The workers' settings from the command line (CPU workers: ONNX Runtime on the CPU, half their CPUs)."""
     from realtime.batch.worker import WorkerSettings
+    from realtime.pipeline import parse_verify_conf
 
     gpu = args.gpus_per_worker > 0
     backend = args.backend if gpu or args.backend != "auto" else "ort"
@@ -158,7 +168,7 @@ def worker_settings(args: argparse.Namespace) -> "WorkerSettings":
                           max_persons=args.max_persons, detect_every=args.detect_every, smooth=not args.no_smooth,
                           crop_padding=args.crop_padding, flip_test=args.flip_test, max_frames=args.frames,
                           video=not args.no_video, int8=args.int8, kpt_thr=args.kpt_thr, audio=not args.no_audio,
-                          pace=args.pace)
+                          pace=args.pace, verify_conf=parse_verify_conf(args.verify_conf))
 
 
 def plan(args: argparse.Namespace, manifest: Any) -> tuple[list[Any], dict[str, int], list[str]]:

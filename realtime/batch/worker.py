@@ -48,6 +48,7 @@ class WorkerSettings:
     int8: str | None = None  # INT8 on ONNX Runtime's CPU provider: auto/on/off (None: realtime.run's default)
     kpt_thr: float | None = None  # joints under this confidence are not drawn (None: the pipeline's default)
     audio: bool = True  # carry a video's sound into its MP4
+    verify_conf: float | str | None = "auto"  # pose-verified boxes under the threshold (PipelineConfig.verify_conf)
     pace: bool = False  # read at the video's own frame rate (as live feeds arrive) instead of as fast as it decodes
 
 
@@ -173,6 +174,7 @@ class VideoWorker:
             cfg = PipelineConfig(detect_every=s.detect_every, max_persons=s.max_persons, smooth=s.smooth,
                                  crop_padding=s.crop_padding, audio=s.audio,
                                  kpt_thr=PipelineConfig.kpt_thr if s.kpt_thr is None else s.kpt_thr,
+                                 verify_conf=s.verify_conf,
                                  output=partial / names["video"] if s.video else None,
                                  json_path=partial / names["json"], jsonl_path=partial / names["jsonl"])
             pipeline = Pipeline(self.detector, self.estimator, cfg, progress=self._tick)

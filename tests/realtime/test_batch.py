@@ -287,3 +287,13 @@ def test_worker_settings_cpu_and_gpu() -> None:
     assert (cpu.backend, cpu.device, cpu.threads) == ("ort", "cpu", 2)
     gpu = worker_settings(build_parser().parse_args(["x.mp4", "--out", "o", "--gpus-per-worker", "0.25"]))
     assert (gpu.backend, gpu.device, gpu.threads) == ("auto", None, 1)
+
+
+def test_verify_conf_reaches_the_workers_and_is_checked() -> None:
+    """--verify-conf as in realtime.run: the family's band by default, off, a number; a bad value is a user error."""
+    parse = lambda *a: build_parser().parse_args(["x.mp4", "--out", "o", *a])  # noqa: E731
+    assert [worker_settings(parse(*a)).verify_conf for a in ((), ("--verify-conf", "off"),
+                                                             ("--verify-conf", "0.25"))] == ["auto", None, 0.25]
+    from realtime.batch.cli import _check
+    with pytest.raises(UserError, match="--verify-conf must be 'off' or between 0 and 1, got 1.5"):
+        _check(parse("--verify-conf", "1.5"))

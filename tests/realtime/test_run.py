@@ -144,6 +144,8 @@ FAULTS = {
     "device cuda without cuda": (lambda a, t: _no_cuda() or a.update(extra=["--device", "cuda"]),
                                  "not on a CUDA GPU"),
     "bad kpt-thr": (lambda a, t: a.update(extra=["--kpt-thr", "2"]), "--kpt-thr must be between 0 and 1"),
+    "bad verify-conf": (lambda a, t: a.update(extra=["--verify-conf", "half"]),
+                        "--verify-conf must be 'off' or between 0 and 1, got half"),
     "ground truth without demo": (lambda a, t: a.update(detector="ground-truth"), "needs --source demo"),
 }
 
