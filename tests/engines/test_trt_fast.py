@@ -422,7 +422,7 @@ def test_build_fp16_on_tensorrt_10(gpu, tmp_path) -> None:
 
     assert is_fp16(parsed)  # parsed from an FP16 copy of the file
     assert cache.read_bytes() == b"cache<>" and cfg.created_caches == [b""]
-    assert b.built_precision == "fp16" and b.build_seconds >= 0.0
+    assert b.built_precision == "fp16" and 0.0 <= b.build_seconds < 60.0
     assert gpu.rec.builds == 1
 
 
@@ -451,7 +451,8 @@ def test_build_reuses_a_timing_cache_and_replaces_a_foreign_one(gpu, tmp_path, c
     cfg = gpu.rec.configs[-1]
     assert cfg.timing_caches == [b"cache<mine>", b""] and cfg.created_caches == [b"cache<mine>", b""]
     assert cache.read_bytes() == b"cache<>"
-    assert f"timing cache {cache} is from another device or TensorRT; starting a fresh one" in caplog.text
+    assert f"timing cache {cache} is from another device or TensorRT; starting a fresh one" in \
+        [r.getMessage() for r in caplog.records]
 
 
 def test_build_default_timing_cache_is_per_device(gpu, tmp_path) -> None:
@@ -485,7 +486,7 @@ def test_int8_without_calibration_warns_and_builds_fp16(gpu, tmp_path, caplog) -
     with caplog.at_level(logging.WARNING, logger="engines.trt"):
         b.build(_onnx(tmp_path / "m.onnx"))
     assert b.built_precision == "fp16" and gpu.rec.configs[-1].flags == ["FP16"]
-    assert "no calibration file given: building fp16 instead" in caplog.text
+    assert [r.getMessage() for r in caplog.records] == [T.plan_precision("int8", False, False, set(), True, False).note]
 
 
 def test_int8_from_a_qdq_file_on_tensorrt_11_converts_its_floats(gpu, tmp_path) -> None:
@@ -523,6 +524,9 @@ def test_plugin_build_registers_the_plugin_and_prepares_the_file(gpu, tmp_path, 
     parsed = gpu.rec.parsed[-1]
     assert not parsed.functions and all(
         any(a.name == "plugin_namespace" for a in n.attribute) for n in parsed.graph.node if n.op_type == "CRFAttention")
+    gpu.use(version="8.6.1")  # an old TensorRT (refused by plugin_support in real life): both flags
+    b.build(_onnx(tmp_path / "c.onnx", "custom"))
+    assert gpu.rec.networks[-1] == (1 << 0) | (1 << 3)
     monkeypatch.setattr(qdp, "plugin_support", lambda v: "triton is not installed")
     with pytest.raises(ModelError, match=r"^the CRFAttention plugin cannot be built here: triton is not installed; "
                                          r"build the decomposed ONNX instead$"):
@@ -550,14 +554,16 @@ def test_build_cached_builds_once_and_describes_the_engine(gpu, tmp_path, caplog
     side = json.loads(path.with_suffix(".json").read_text())
     assert side["precision"] == "fp16" == b.built_precision and side["key"] == dataclasses.asdict(key)
     assert side["metadata"] == {"mca.kind": "pose", "mca.precision": "fp16"}
-    assert "building a TensorRT fp16 engine for m.onnx" in caplog.text and str(path) in caplog.text
+    assert [r.getMessage() for r in caplog.records if r.name == "engines.trt"] == [
+        "building a TensorRT fp16 engine for m.onnx (first use on this GPU; minutes on a Jetson); cached as "
+        f"{path}", T.plan_precision("int8", False, False, set(), True, False).note]
     assert gpu.rec.builds == 1
-    b.build_seconds = 5.0
+    b.build_seconds, b.built_precision = 5.0, "stale"
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="engines.trt"):
         assert b.build_cached(p, tmp_path / "eng") == path
-    assert gpu.rec.builds == 1 and b.cache_hit is True and b.build_seconds == 0.0
-    assert f"engine cache hit: {path.name}" in caplog.text
+    assert gpu.rec.builds == 1 and b.cache_hit is True and b.build_seconds == 0.0 and b.built_precision == "fp16"
+    assert [r.getMessage() for r in caplog.records] == [f"engine cache hit: {path.name}"]
     path.with_suffix(".json").unlink()  # an engine without its description is built again
     b.build_cached(p, tmp_path / "eng")
     assert gpu.rec.builds == 2 and b.cache_hit is False

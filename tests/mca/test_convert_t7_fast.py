@@ -401,3 +401,81 @@ def test_cli(tmp_path, capsys, monkeypatch) -> None:
     calls.clear()
     C.main([str(p), str(tmp_path / "d.pt")])
     assert calls[-1][2] == "mca_paper"  # the default config
+
+
+def test_cli_help_documents_the_arguments(capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        C.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m mca.convert_t7 [-h] [--config CONFIG]")
+    assert C.__doc__.splitlines()[0] in out and "\n\nThe released MPII model is a Torch7" in out  # raw description
+    text = " ".join(out.split())
+    for phrase in ["the authors' Torch7 model file (model.t7)", "checkpoint to write (.pt)",
+                   "registered config the file was trained as",
+                   "the file is the 17-map variant (Lua -trainBg: 16 joints + a background map); default: detected "
+                   "from the module count", "the file has only the joint maps (do not detect)"]:
+        assert phrase in text, phrase
+
+
+def test_log_lines_name_the_file_and_config(tmp_path, caplog) -> None:
+    p = _save(tmp_path, _as_t7(_tiny(0, background_map=True)), "model.t7")
+    with caplog.at_level(logging.INFO, logger="mca.convert_t7"):
+        C.convert(p, tmp_path / "o.pt", "mca_tiny", **TINY)
+    assert [r.getMessage() for r in caplog.records] == [
+        "model.t7 has the 17-map variant's 142 modules (-trainBg: the joints + a background map)",
+        f"mapped 142 modules of {p} onto mca_tiny with the background map"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="mca.convert_t7"):
+        C.read_t7_modules(_save(tmp_path, W.Obj(C.DPT, {"modules": [_conv()], "gpuAssignments": "x"}), "d.t7"))
+    assert caplog.records[-1].getMessage() == ("d.t7: a model saved inside nn.DataParallelTable (? GPUs): "
+                                               "converting the wrapped module")
+
+
+def test_exact_refusal_messages(tmp_path, monkeypatch) -> None:
+    p = _save(tmp_path, {f"k{i}": 1 for i in range(10)})
+    with pytest.raises(C.T7Error) as e:
+        C.read_t7_modules(p)
+    assert str(e.value) == (f"{p} holds a plain Lua table (keys: k0, k1, k2, k3, k4, k5, k6, k7), not a Torch7 model "
+                            "object; save the model itself (torch.save(path, model))")
+    with pytest.raises(C.T7Error, match=r"holds a plain Lua table \(keys: a, b\), not a Torch7"):
+        C.read_t7_modules(_save(tmp_path, {"b": 2, "a": 1}, "n.t7"))
+    monkeypatch.setitem(sys.modules, "torchfile", None)
+    with pytest.raises(C.T7Error) as e:
+        C.read_t7_modules(p)
+    assert str(e.value) == "reading .t7 files needs the torchfile package (pip install torchfile)"
+
+
+def test_reader_errors_keep_their_type_and_text(tmp_path, monkeypatch) -> None:
+    import torchfile
+
+    def bad(path, **kw):
+        raise ValueError("x" * 200)
+
+    monkeypatch.setattr(torchfile, "load", bad)
+    p = _save(tmp_path, [1])
+    with pytest.raises(C.T7Error) as e:
+        C.read_t7_modules(p)
+    assert str(e.value) == f"{p} is not a readable Torch7 file (ValueError: {'x' * 120})"
+
+
+def test_table_order_and_a_shared_module_walked_once(tmp_path) -> None:
+    assert sorted([3, "b", 1.0, "a", 2], key=C._table_order) == [1.0, 2, 3, "a", "b"]
+    assert C._table_order(True) == (True, "True") and C._table_order(2) == (False, 2)
+    shared = _conv(start=5)
+    root = W.Obj("nn.Sequential", {"modules": [shared, W.Obj("nn.Sequential", {"modules": [shared]}), _conv(start=6)]})
+    mods = C.read_t7_modules(_save(tmp_path, root))
+    assert [float(m.weight.flat[0]) for m in mods] == [5.0, 6.0]
+
+
+def test_typename_of_bytes_and_objects() -> None:
+    assert C._typename(types_ns(b"nn.Sp\xffx")) == "nn.Sp\ufffdx"
+    assert C._typename(types_ns("cudnn.ReLU")) == "cudnn.ReLU"
+    assert C._typename(object()) == ""
+    assert C._is_object(types_ns("x")) and not C._is_object({"_typename": "x"}) and not C._is_object(3)
+
+
+def types_ns(name):
+    import types
+
+    return types.SimpleNamespace(_typename=name)
