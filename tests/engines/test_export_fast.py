@@ -50,14 +50,25 @@ def _by_hand(model, crops: np.ndarray):
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("export_fast")
-    m = _model(0)
-    return m, {
-        "plain": E.export_pose(m, d / "sub" / "plain.onnx"),
-        "custom": E.export_pose(m, d / "custom.onnx", E.ExportOptions(custom_op=True, attention_outputs=True,
-                                                                      source="ckpt.pt")),
-    }
+def tiny():
+    return _model(0)
+
+
+# One fixture per file, so that mutmut ties each export to the first test that uses it (the one checking it).
+@pytest.fixture(scope="module")
+def plain_file(tiny, tmp_path_factory):
+    return E.export_pose(tiny, tmp_path_factory.mktemp("export_fast") / "a" / "b" / "plain.onnx")
+
+
+@pytest.fixture(scope="module")
+def custom_file(tiny, tmp_path_factory):
+    return E.export_pose(tiny, tmp_path_factory.mktemp("export_fast") / "custom.onnx",
+                         E.ExportOptions(custom_op=True, attention_outputs=True, source="ckpt.pt"))
+
+
+@pytest.fixture
+def files(tiny, plain_file, custom_file):
+    return tiny, {"plain": plain_file, "custom": custom_file}
 
 
 # -- the wrapper ------------------------------------------------------------------------------------------
@@ -65,7 +76,7 @@ def files(tmp_path_factory):
 
 @pytest.mark.parametrize("deploy", [False, True])
 def test_wrapper_normalises_bgr_uint8_crops(deploy) -> None:
-    m = _model(1)
+    m = _model(1, num_stacks=3)  # three stacks: the last one's outputs, not the second's
     before = {k: v.clone() for k, v in m.state_dict().items()}
     crops = _crops(seed=3)
     ref = _by_hand(m, crops)
@@ -109,13 +120,13 @@ def test_crf_function_forward_is_the_attention_module() -> None:
     from mca.blocks import AttentionIter
 
     torch.manual_seed(0)
-    a = AttentionIter(4, kernel_size=3, iterations=2).eval()
+    a = AttentionIter(4, kernel_size=5, iterations=2).eval()
     x = torch.randn(2, 4, 6, 5)
     fn = E._CRFAttentionOp.make_function()
-    y, q = fn.apply(x, a.u_conv.weight, a.u_conv.bias, a.crf_kernel.weight, a.crf_kernel.bias, 2, 3)
+    y, q = fn.apply(x, a.u_conv.weight, a.u_conv.bias, a.crf_kernel.weight, a.crf_kernel.bias, 2, 5)
     y0, q0 = a(x)
     assert torch.allclose(y, y0, atol=1e-6) and torch.allclose(q, q0, atol=1e-6) and q.shape == (2, 1, 6, 5)
-    y1, _ = fn.apply(x, a.u_conv.weight, a.u_conv.bias, a.crf_kernel.weight, a.crf_kernel.bias, 1, 3)
+    y1, _ = fn.apply(x, a.u_conv.weight, a.u_conv.bias, a.crf_kernel.weight, a.crf_kernel.bias, 1, 5)
     assert not torch.allclose(y1, y0, atol=1e-4)  # the iteration count is used
 
 
@@ -165,7 +176,7 @@ def test_crf_onnx_function_body() -> None:
 def test_plain_export_matches_the_model_with_its_metadata(files) -> None:
     m, f = files
     p = f["plain"]
-    assert p.parent.name == "sub" and p.is_file()
+    assert p.parent.name == "b" and p.is_file()
     proto = onnx.load(str(p))
     assert [i.name for i in proto.graph.input] == ["crops"] and [o.name for o in proto.graph.output] == ["heatmaps"]
     dims = proto.graph.input[0].type.tensor_type.shape.dim
@@ -173,7 +184,7 @@ def test_plain_export_matches_the_model_with_its_metadata(files) -> None:
     assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert proto.doc_string == "MCA pose model mca_tiny (mpii16); input uint8 NHWC BGR crops"
     assert [(o.domain or "", o.version) for o in proto.opset_import] == [("", 17)] and not proto.functions
-    assert not any(n.op_type == "CRFAttention" for n in proto.graph.node)
+    assert not any(n.op_type in ("CRFAttention", "Slice") for n in proto.graph.node)  # deploy: no input flip
     crops = _crops(3, seed=5)
     (got,) = OrtBackend(p).run(crops)
     ref = _by_hand(m, crops).heatmaps[-1].numpy()
@@ -199,8 +210,13 @@ def test_custom_op_export_carries_nodes_function_and_attention_outputs(files) ->
     crf = [n for n in proto.graph.node if n.op_type == "CRFAttention"]
     n_att = 2 + 16  # one holistic per stack, one per part in the part-attention stack
     assert len(crf) == n_att and all(n.domain == "mca.pose" and len(n.output) == 2 for n in crf)
+    value_info = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim][1:] for v in proto.graph.value_info}
     for n in crf:
         assert {a.name: a.i for a in n.attribute} == {"iterations": 2, "kernel_size": 3}
+        assert len(n.input) == 5 and all(n.input)
+        assert value_info.get(n.output[1], [1, 8, 8]) == [1, 8, 8]  # Q typed with one channel
+    assert sum(n.output[1] in value_info for n in crf) >= 2
+    assert all("forward" not in vars(a) for a in m.modules())  # the caller's model is not patched
     assert [(fn.domain, fn.name) for fn in proto.functions] == [("mca.pose", "CRFAttention")]
     assert ("mca.pose", 1) in [(o.domain, o.version) for o in proto.opset_import]
     assert [o.name for o in proto.graph.output] == ["heatmaps", "holistic_attention", "part_attention"]
@@ -272,7 +288,8 @@ def _fake_ultralytics(monkeypatch, tmp_path, names):
         def __init__(self, weights):
             calls["weights"] = weights
             calls["offline"] = __import__("os").environ.get("YOLO_OFFLINE")
-            self.names = names
+            if names != "absent":
+                self.names = names
 
         def export(self, **kw):
             calls["export"] = kw
@@ -296,17 +313,20 @@ def _fake_ultralytics(monkeypatch, tmp_path, names):
     (["person", "bike"], "0", ["person", "bike"]),
     ({0: "a", 1: "b"}, "0", ["a", "b"]),
     (None, "0", None),
+    ("absent", "0", None),
 ])
 def test_export_yolo_with_a_stand_in_ultralytics(monkeypatch, tmp_path, names, person, classes) -> None:
     calls = _fake_ultralytics(monkeypatch, tmp_path, names)
-    out = E.export_yolo(tmp_path / "w.pt", tmp_path / "d" / "y.onnx", imgsz=64)
-    assert out == tmp_path / "d" / "y.onnx" and out.is_file()
+    out = E.export_yolo(tmp_path / "w.pt", tmp_path / "d" / "e" / "y.onnx", imgsz=64)
+    assert out == tmp_path / "d" / "e" / "y.onnx" and out.is_file()
     assert calls["weights"] == str(tmp_path / "w.pt") and calls["offline"] == "1"
     assert calls["export"] == dict(format="onnx", imgsz=64, dynamic=False, simplify=False, opset=17)
     meta = read_onnx_metadata(out)
     assert meta["mca.kind"] == "detector" and meta["mca.detector_family"] == "yolo" and meta["mca.input_size"] == "64"
     assert meta["mca.person_class"] == person and meta["mca.source"] == str(tmp_path / "w.pt")
     assert (json.loads(meta["mca.class_names"]) if "mca.class_names" in meta else None) == classes
+    E.export_yolo(tmp_path / "w.pt", out)  # again, into the same folder, at the default size
+    assert calls["export"]["imgsz"] == 640 and read_onnx_metadata(out)["mca.input_size"] == "640"
 
 
 def test_export_yolo_without_ultralytics(monkeypatch, tmp_path) -> None:
@@ -362,6 +382,8 @@ def test_cli_passes_every_option_through(tiny_registry, tmp_path, capsys, monkey
     first = got["model"].state_dict()
     E.main(["mca_tiny", "--random-init", "-o", str(out), "--no-verify"])
     assert all(torch.equal(first[k], v) for k, v in got["model"].state_dict().items())
+    torch.manual_seed(0)  # ... from seed 0
+    assert all(torch.equal(first[k], v) for k, v in mca.create_model("mca_tiny").state_dict().items())
 
 
 def test_cli_from_a_checkpoint(tmp_path, capsys, monkeypatch) -> None:
@@ -457,6 +479,7 @@ def test_cli_requires_an_output_and_documents_its_options(capsys) -> None:
     assert e.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert text.startswith("usage: python -m engines.export ")
+    text = f" {text} "
     for phrase in ["Export a registered MCA config (with a checkpoint, or random weights) to ONNX: uint8 NHWC BGR "
                    "crops in, the last stack's heatmaps out, metadata inside; verified against PyTorch.",
                    f"registered config: {', '.join(mca.list_models())} (optional with --checkpoint, which names its "
@@ -470,4 +493,24 @@ def test_cli_requires_an_output_and_documents_its_options(capsys) -> None:
                    "calibration.quantize", "skip the PyTorch vs ONNX Runtime check",
                    "export an Ultralytics YOLO person detector instead (needs the 'yolo' extra)",
                    "YOLO input size (with --yolo)", "--yolo WEIGHTS.pt", "{fp32,fp16}"]:
-        assert phrase in text, phrase
+        assert f" {phrase} " in text, phrase
+
+
+def test_custom_op_module_graph_logs_its_nodes(tmp_path, caplog, monkeypatch) -> None:
+    import logging
+
+    m = _model(6, part_attention_from=2)  # holistic attention only: one CRF node per stack
+    with caplog.at_level(logging.INFO, logger="engines.export"):
+        p = E.export_pose(m, tmp_path / "c.onnx", E.ExportOptions(custom_op=True, deploy=False, attention_outputs=True))
+    assert [r.getMessage() for r in caplog.records if r.name == "engines.export"] == [
+        "exported 2 attention modules as mca.pose::CRFAttention"]
+    proto = onnx.load(str(p))
+    assert sum(n.op_type == "CRFAttention" for n in proto.graph.node) == 2
+    assert any(n.op_type == "Slice" for n in proto.graph.node)  # the module graph flips the input channels
+    meta = read_onnx_metadata(p)
+    assert (meta["mca.attention"], meta["mca.graph"]) == ("custom_op", "module")
+    assert E.verify_onnx(m, p) <= 1e-5
+    real = OrtBackend.run  # an error only in the holistic map (the second of two outputs) is found
+    monkeypatch.setattr(OrtBackend, "run", lambda self, c: [o + (0.25 if i == 1 else 0) for i, o in
+                                                              enumerate(real(self, c))])
+    assert E.verify_onnx(m, p) == pytest.approx(0.25, abs=1e-4)
