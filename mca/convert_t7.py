@@ -74,9 +74,20 @@ def _field(obj: Any, key: str) -> Any:
         return None
 
 
+def _is_object(obj: Any) -> bool:
+    """A Torch class instance; not a plain Lua table (torchfile's dict answers every attribute, with None)."""
+    return not isinstance(obj, dict) and hasattr(obj, "_typename")
+
+
+def _table_order(key: Any) -> tuple[bool, Any]:
+    """A Lua table's keys in order: the numbers (its array part) first, then the other keys by name."""
+    number = isinstance(key, (int, float)) and not isinstance(key, bool)
+    return (not number, key if number else str(key))
+
+
 def _walk(obj: Any, seen: set[int]) -> Iterator[Any]:
     """Modules in depth-first container order; each Torch object once."""
-    if id(obj) in seen or not hasattr(obj, "_typename"):
+    if id(obj) in seen or not _is_object(obj):
         return
     seen.add(id(obj))
     if _typename(obj).split(".")[-1] in KINDS:
@@ -86,7 +97,7 @@ def _walk(obj: Any, seen: set[int]) -> Iterator[Any]:
     if children is None and _field(obj, "forwardnodes") is not None:  # a gModule without its modules list
         children = [_field(_field(n, "data"), "module") for n in _field(obj, "forwardnodes")]
     if isinstance(children, dict):
-        children = [children[k] for k in sorted(children)]
+        children = [children[k] for k in sorted(children, key=_table_order)]
     for child in children or []:
         if child is not None:
             yield from _walk(child, seen)
@@ -156,7 +167,11 @@ def read_t7_modules(path: str | Path) -> list[T7Module]:
         raise T7Error(f"{p}: {e}; unwrap it in Lua first: {LUA_UNWRAP}") from None
     except Exception as e:  # noqa: BLE001 - torchfile raises struct/Unicode/Value errors on garbage
         raise T7Error(f"{p} is not a readable Torch7 file ({type(e).__name__}: {str(e)[:120]})") from None
-    if not hasattr(root, "_typename"):
+    if isinstance(root, dict):
+        keys = ", ".join(sorted(map(str, root))[:8]) or "none"
+        raise T7Error(f"{p} holds a plain Lua table (keys: {keys}), not a Torch7 model object; "
+                      "save the model itself (torch.save(path, model))")
+    if not _is_object(root):
         raise T7Error(f"{p} holds a {type(root).__name__}, not a Torch7 model object")
     wrapped = _typename(root) == DPT
     if wrapped:

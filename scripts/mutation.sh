@@ -15,13 +15,17 @@ set -euo pipefail
 declare -A SOURCE TESTS
 SOURCE[heatmaps]=mca/heatmaps.py;       TESTS[heatmaps]="tests/mca/test_heatmaps.py tests/mca/test_heatmaps_exact.py tests/realtime/test_crop_decode_truth.py"
 SOURCE[augment]=mca/data/augment.py;    TESTS[augment]="tests/mca/test_train.py::test_augmented_target_sits_on_the_marked_pixel tests/mca/test_train.py::test_synthetic_dataset_items_are_consistent"
-SOURCE[convert_t7]=mca/convert_t7.py;   TESTS[convert_t7]="tests/mca/test_convert_t7.py tests/mca/test_convert_lua_order.py"
-SOURCE[export]=engines/export.py;       TESTS[export]="tests/engines/test_export.py"
-SOURCE[trt]=engines/trt.py;             TESTS[trt]="tests/engines/test_trt.py"
+SOURCE[convert_t7]=mca/convert_t7.py;   TESTS[convert_t7]="tests/mca/test_convert_t7_fast.py"
+SOURCE[export]=engines/export.py;       TESTS[export]="tests/engines/test_export_fast.py"
+SOURCE[trt]=engines/trt.py;             TESTS[trt]="tests/engines/test_trt.py tests/engines/test_trt_fast.py"
 SOURCE[pose]=realtime/pose.py;          TESTS[pose]="tests/realtime/test_pose.py tests/realtime/test_crop_decode_truth.py tests/realtime/test_pose_info.py"
 SOURCE[sinks]=realtime/sinks.py;        TESTS[sinks]="tests/realtime/test_sinks.py"
 SOURCE[tracking]=realtime/tracking.py;  TESTS[tracking]="tests/realtime/test_tracking.py"
 ALL="heatmaps augment convert_t7 export trt pose sinks tracking"
+
+# mutmut forks one child per mutant from a process that has already run the tests: a child that reuses
+# PyTorch's OpenMP thread pool from the parent can crash (SIGSEGV, counted as "segfault"), so one thread each
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 base="${MUTATION_DIR:-$root/.mutation}"
