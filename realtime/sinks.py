@@ -405,8 +405,9 @@ class JsonlWriter(_TextSink):
             raise SinkError(f"{self.path} is not open (use JsonlWriter as a context manager)")
         people = [{"track_id": int(poses.track_ids[i]), "box": [round(float(v), 2) for v in poses.boxes[i]],
                    "box_score": round(float(poses.box_scores[i]), 4),
-                   "keypoints": np.round(poses.keypoints[i], 2).tolist(),
-                   "scores": np.round(poses.scores[i], 3).tolist()} for i in range(len(poses))]
+                   # in float64: a float32 rounded to 2 decimals still prints as 1.2300000190734863
+                   "keypoints": np.round(poses.keypoints[i].astype(np.float64), 2).tolist(),
+                   "scores": np.round(poses.scores[i].astype(np.float64), 3).tolist()} for i in range(len(poses))]
         line: dict[str, Any] = {"frame": int(frame_index), "time": round(float(timestamp), 4)}
         if file is not None:
             line["file"] = file

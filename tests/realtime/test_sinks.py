@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,3 +105,74 @@ def test_unwritable_place_is_a_sink_error(tmp_path, sink) -> None:
     with pytest.raises(SinkError, match="cannot write"):
         with make():
             pass
+
+
+def _odd_poses() -> Poses:
+    """Two people with values that show every rounding: 1.23456 etc., track ids 7 and -1."""
+    kps = np.array([[[1.23456, 2.34567], [3.45678, 4.56789]], [[10.0049, 20.0051], [30.5, 40.25]]], np.float64)
+    scores = np.array([[0.98765, 0.12344], [0.5, 0.25]], np.float64)
+    boxes = np.array([[1.004, 2.006, 11.5149, 22.2251], [0.0, 0.0, 3.0, 4.0]], np.float64)
+    return Poses(kps, scores, boxes, np.array([0.876543, 0.5]), track_ids=np.array([7, -1]))
+
+
+def test_coco_and_jsonl_records_exactly(tmp_path) -> None:
+    """Field by field as the README gives them: COCO keypoints [x, y, score] and bbox [x, y, w, h] to 2 decimals,
+    score = box score x mean joint score to 4, track_id, ``file`` only when given; JSON Lines: box to 2, box score
+    to 4, keypoints to 2, scores to 3, time to 4."""
+    p = _odd_poses()
+    with CocoJsonWriter(tmp_path / "r.json") as w:
+        w.write(5, p, file="a.jpg")
+        w.write(6, p)
+    with JsonlWriter(tmp_path / "r.jsonl", ("l", "r")) as j:
+        j.write(5, 0.123456, p, file="a.jpg")
+        j.write(6, 2.0, p)
+    coco = json.loads((tmp_path / "r.json").read_text())
+    first = {"image_id": 5, "category_id": 1, "keypoints": [1.23, 2.35, 0.99, 3.46, 4.57, 0.12],
+             "score": round(0.876543 * (0.98765 + 0.12344) / 2, 4), "bbox": [1.0, 2.01, 10.51, 20.22],
+             "track_id": 7, "file": "a.jpg"}
+    assert coco[0] == first and first["score"] == 0.487
+    assert coco[1]["keypoints"] == [10.0, 20.01, 0.5, 30.5, 40.25, 0.25] and coco[1]["track_id"] == -1
+    assert coco[1]["bbox"] == [0.0, 0.0, 3.0, 4.0] and coco[1]["score"] == 0.1875
+    assert "file" not in coco[2] and coco[2]["image_id"] == 6 and len(coco) == 4
+    lines = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert lines[1] == {"frame": 5, "time": 0.1235, "file": "a.jpg", "people": [
+        {"track_id": 7, "box": [1.0, 2.01, 11.51, 22.23], "box_score": 0.8765,
+         "keypoints": [[1.23, 2.35], [3.46, 4.57]], "scores": [0.988, 0.123]},
+        {"track_id": -1, "box": [0.0, 0.0, 3.0, 4.0], "box_score": 0.5,
+         "keypoints": [[10.0, 20.01], [30.5, 40.25]], "scores": [0.5, 0.25]}]}
+    assert "file" not in lines[2] and lines[2]["frame"] == 6 and lines[2]["time"] == 2.0
+
+
+@pytest.mark.parametrize("sink", ["json", "jsonl"])
+def test_writing_to_a_writer_that_is_not_open_says_how_to_open_it(tmp_path, sink) -> None:
+    w = CocoJsonWriter(tmp_path / "r.json") if sink == "json" else JsonlWriter(tmp_path / "r.jsonl", ("a",))
+    args = (0, _poses(1)) if sink == "json" else (0, 0.0, _poses(1))
+    with pytest.raises(SinkError, match=r"r\.jsonl? is not open \(use (CocoJsonWriter|JsonlWriter) as a context "
+                                        r"manager\)"):
+        w.write(*args)
+
+
+def test_output_path_rules_and_their_messages(tmp_path) -> None:
+    """check_output_path: a regular file or a new path (also in folders still to be made) is fine; a folder, a FIFO or
+    a device is refused with what it is (streams=True lets the line-by-line outputs write to a FIFO or /dev/null);
+    a new path under a file is the system's 'Not a directory', without the errno."""
+    import os
+
+    from realtime.sinks import check_output_path
+
+    (tmp_path / "f.json").write_text("x")
+    os.mkfifo(tmp_path / "fifo")
+    for ok in (tmp_path / "f.json", tmp_path / "new.json", tmp_path / "a" / "b" / "new.json"):
+        check_output_path(ok)
+    check_output_path(tmp_path / "fifo", streams=True)
+    check_output_path("/dev/null", streams=True)
+    refused = {tmp_path: f"output {tmp_path} is a directory; give a file name",
+               tmp_path / "fifo": f"cannot write {tmp_path / 'fifo'}: it is a FIFO; give a regular file or a new path",
+               Path("/dev/null"): "cannot write /dev/null: it is a device; give a regular file or a new path",
+               tmp_path / "f.json" / "x" / "y.json": f"cannot write {tmp_path / 'f.json' / 'x' / 'y.json'}: Not a directory"}
+    for path, msg in refused.items():
+        with pytest.raises(SinkError) as e:
+            check_output_path(path)
+        assert str(e.value) == msg
+    with pytest.raises(SinkError, match="is a directory"):
+        check_output_path(tmp_path, streams=True)
