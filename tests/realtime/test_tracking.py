@@ -372,3 +372,35 @@ def test_a_box_under_the_threshold_is_kept_where_its_pose_finds_a_person() -> No
                 np.testing.assert_allclose(out.boxes[-1], [100 + f, 50, 140 + f, 150])
             got.append(out.track_ids.tolist())
         assert got == ids, verify
+
+
+def test_iou_and_containment_by_hand() -> None:
+    """Worked by hand: a 4x2 box against a 4x4 one overlapping it by 2x1, boxes apart in x only and in x and y
+    (no overlap, never a negative one), and boxes smaller than one pixel (no floor of 1 on the area)."""
+    from realtime.tracking import _contained
+
+    a = np.array([[0, 0, 4, 2]], np.float64)
+    b = np.array([[2, 1, 6, 5], [5, 0, 7, 2], [5, 3, 7, 4]], np.float64)
+    np.testing.assert_allclose(iou_matrix(a, b), [[2 / 22, 0, 0]])
+    np.testing.assert_allclose(iou_matrix(b, a), [[2 / 22], [0], [0]])
+    np.testing.assert_allclose(_contained(a, b), [[2 / 8, 0, 0]])
+    np.testing.assert_allclose(_contained(b, a), [[2 / 16], [0], [0]])
+    tiny, unit = np.array([[0, 0, 0.5, 0.5]]), np.array([[0, 0, 1, 1]])
+    np.testing.assert_allclose(iou_matrix(tiny, tiny), [[1.0]])
+    np.testing.assert_allclose(_contained(tiny, unit), [[1.0]])
+    np.testing.assert_allclose(iou_matrix(tiny, unit), [[0.25]])
+
+
+def test_boxes_from_keypoints_by_hand() -> None:
+    """Skipped (under 3 joints at >= 0.2, a score of exactly 0.2 counting), then a box of the joints plus 0.12 of
+    the longer side on every side, clipped to the frame (w - 1, h - 1), and one too flat to keep (height < 2)."""
+    kps = np.array([[[5, 5], [6, 6], [7, 7]],  # only 2 confident joints: no box, the next people still get theirs
+                    [[10, 20], [30, 20], [20, 70]],  # 20 wide, 50 tall: margin 6
+                    [[1, 2], [95, 3], [50, 70]],  # margin 11.28: clipped on every side of a 100x80 frame
+                    [[50, 50], [55, 50], [52, 50]]], np.float32)  # 5 wide, flat: 6.2 x 1.2 after the margin
+    scores = np.array([[0.9, 0.9, 0.1], [0.2, 0.9, 0.9], [1, 1, 1], [1, 1, 1]], np.float32)
+    p = Poses(kps, scores, np.zeros((4, 4), np.float32), np.array([0.1, 0.7, 0.8, 0.9], np.float32))
+    d = boxes_from_keypoints(p, (100, 80))
+    np.testing.assert_allclose(d.boxes, [[4, 14, 36, 76], [0, 0, 99, 79]], atol=1e-5)
+    np.testing.assert_allclose(d.scores, [0.7, 0.8])
+    assert d.boxes.dtype == np.float32
