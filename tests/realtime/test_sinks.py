@@ -176,3 +176,32 @@ def test_output_path_rules_and_their_messages(tmp_path) -> None:
         assert str(e.value) == msg
     with pytest.raises(SinkError, match="is a directory"):
         check_output_path(tmp_path, streams=True)
+
+
+def test_mp4_file_timestamps_snap_to_the_grid_and_keep_real_gaps(tmp_path) -> None:
+    """A file's own times (ms-rounded, starting at 5 s, 30 fps): near-grid times are put on the exact 1/30 grid, a
+    real gap (0.5 s) and an off-grid time (0.62 s) are kept, times start at zero, and a frame without a time comes
+    one clock tick (1/90000 s) after the last."""
+    times = [5.0, 5.033, 5.067, 5.1, 5.5, 5.62]
+    with Mp4Writer(tmp_path / "o.mp4", 30, time_base=Fraction(1, 1000)) as mp4:
+        for t in times:
+            mp4.write(np.zeros((32, 32, 3), np.uint8), t)
+        mp4.write(np.zeros((32, 32, 3), np.uint8))
+    got = _probe(tmp_path / "o.mp4")["times"]
+    assert got == pytest.approx([0, 1 / 30, 2 / 30, 3 / 30, 0.5, 0.62, 0.62 + 1 / 90000], abs=2e-6)
+
+
+@pytest.mark.parametrize("size", [(63, 48), (64, 47)])
+def test_mp4_one_odd_side_is_padded_by_repeating_the_edge(tmp_path, size) -> None:
+    """Only the odd side grows by one, at the right or bottom, as a copy of the last column or row."""
+    w, h = size
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, -1] = 255  # the last column (63 wide) or
+    img[-1, :] = 255  # the last row (47 high) bright: the padding must repeat it
+    with Mp4Writer(tmp_path / "o.mp4", 10) as mp4:
+        mp4.write(img)
+    p = _probe(tmp_path / "o.mp4")
+    assert p["size"] == (64, 48) and p["n"] == 1
+    first = p["first"].astype(int)
+    assert first[:, 63].mean() > 200 and first[47, :].mean() > 200, "the padding repeats the bright edge"
+    assert first[:h - 2, :w - 2].mean() < 30 and first[0, :w - 2].mean() < 30, "nothing added at the top or left"
