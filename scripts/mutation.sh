@@ -21,7 +21,9 @@ SOURCE[trt]=engines/trt.py;             TESTS[trt]="tests/engines/test_trt.py te
 SOURCE[pose]=realtime/pose.py;          TESTS[pose]="tests/realtime/test_pose.py tests/realtime/test_crop_decode_truth.py tests/realtime/test_pose_info.py"
 SOURCE[sinks]=realtime/sinks.py;        TESTS[sinks]="tests/realtime/test_sinks.py"
 SOURCE[tracking]=realtime/tracking.py;  TESTS[tracking]="tests/realtime/test_tracking.py"
-ALL="heatmaps augment convert_t7 export trt pose sinks tracking"
+SOURCE[pipeline]=realtime/pipeline.py;  TESTS[pipeline]="tests/realtime/test_pipeline.py"
+SOURCE[run]=realtime/run.py;            TESTS[run]="tests/realtime/test_run.py"
+ALL="heatmaps augment convert_t7 export trt pose sinks tracking pipeline run"
 
 # mutmut forks one child per mutant from a process that has already run the tests: a child that reuses
 # PyTorch's OpenMP thread pool from the parent can crash (SIGSEGV, counted as "segfault"), so one thread each
