@@ -291,3 +291,13 @@ def test_verified_band_from_the_detector_family_or_the_config(name, conf, verify
     det = PersonDetector(load_model(resolve_model(name, "detector"), backend="ort"), conf=conf)
     pipe = Pipeline(det, PoseEstimator(FakePose()), PipelineConfig(verify_conf=verify))
     assert pipe.verify_conf == expect
+
+
+def test_parse_verify_conf() -> None:
+    from realtime.pipeline import parse_verify_conf
+
+    assert [parse_verify_conf(v) for v in (None, "off", " OFF ", "0.25")] == ["auto", None, None, 0.25]
+    for bad in ("0", "1", "-0.1", "x", ""):
+        with pytest.raises(ValueError) as e:
+            parse_verify_conf(bad)
+        assert str(e.value) == f"--verify-conf must be 'off' or between 0 and 1, got {bad}"
