@@ -30,6 +30,21 @@ def load_tool(name: str):  # noqa: ANN201 - a module loaded from tools/ (scripts
     return mod
 
 
+def random_batchnorm(model, eps: float | None = None):  # noqa: ANN001, ANN201 - a torch module, returned
+    """Random running statistics (and ``eps``) in every BatchNorm2d, so a conversion or fold is checked against
+    statistics that change the result, not the identity defaults."""
+    import torch
+
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.5, 0.5)
+                mod.running_var.uniform_(0.5, 2.0)
+                if eps is not None:
+                    mod.eps = eps
+    return model
+
+
 def small_pose_model(seed: int = 0):  # noqa: ANN201 - an mca.model.MCANet (torch imported lazily)
     """A small random-weight MCA network: 1 stack, 16 channels, 128x128 input."""
     torch = pytest.importorskip("torch", reason="making the test model needs PyTorch")

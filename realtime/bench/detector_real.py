@@ -46,7 +46,7 @@ from realtime.types import Detections
 log = logging.getLogger(__name__)
 
 __all__ = ["keypoints_inside", "coverage_matrix", "match_people", "summarize", "Person", "heldout_images",
-           "multipose_people", "pseudo_label_people", "evaluate", "main"]
+           "multipose_people", "pseudo_label_people", "evaluate", "save_report", "main"]
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("MCA_SHARED", ROOT.parent / "shared")) / "data"
@@ -412,13 +412,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.synthetic:
         res["synthetic"] = {n: evaluate_detector(pth, args.synthetic, args.synthetic_seed, int8="off")
                             for n, pth in dets.items()}
-    text = report(res)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".md").write_text(text)
-        args.out.with_suffix(".json").write_text(json.dumps(res, indent=1))
+    save_report(report(res), res, args.out)
     return 0
+
+
+def save_report(text: str, res: dict[str, Any], out: Path | None) -> None:
+    """Print the markdown report; with ``out``, also write OUT.md and the results as OUT.json."""
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".md").write_text(text)
+        out.with_suffix(".json").write_text(json.dumps(res, indent=1))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ the last quarter of the video, once per setting, and reports at the held-out fra
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -31,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from realtime.bench.detector_real import ROOT, SHARED, _score, heldout_images, multipose_people
+from realtime.bench.detector_real import ROOT, SHARED, _score, heldout_images, multipose_people, save_report
 from realtime.tracking import iou_matrix
 from realtime.types import Detections, Frame, Poses
 
@@ -150,12 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {name} | **{r['recall']:.3f}** | {r['recall_tight']:.3f} | " +
                      " | ".join(str(j.get(k, 0)) for k in lab) +
                      f" | {r['people_per_frame']} | {r['track_ids']} | {r['ms_per_frame']} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".md").write_text(text)
-        args.out.with_suffix(".json").write_text(json.dumps(res, indent=1))
+    save_report("\n".join(lines) + "\n", res, args.out)
     return 0
 
 

@@ -22,6 +22,7 @@ import mca  # noqa: E402
 from engines import export as E  # noqa: E402
 from engines.base import ModelError  # noqa: E402
 from engines.ort import OrtBackend, read_onnx_metadata  # noqa: E402
+from tests.conftest import random_batchnorm  # noqa: E402
 
 TINY = dict(num_stacks=2, channels=8, last_stack_channels=8, stem_channels=8, hourglass_depth=1,
             part_attention_from=1, crf_iterations=2, attention_kernel=3, input_size=32)
@@ -29,13 +30,7 @@ TINY = dict(num_stacks=2, channels=8, last_stack_channels=8, stem_channels=8, ho
 
 def _model(seed: int = 0, **over):
     torch.manual_seed(seed)
-    m = mca.create_model("mca_tiny", **{**TINY, **over}).eval()
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.running_mean.uniform_(-0.5, 0.5)
-                mod.running_var.uniform_(0.5, 2.0)
-    return m
+    return random_batchnorm(mca.create_model("mca_tiny", **{**TINY, **over}).eval())
 
 
 def _crops(n: int = 2, s: int = 32, seed: int = 0) -> np.ndarray:

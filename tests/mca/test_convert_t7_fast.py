@@ -18,6 +18,7 @@ pytest.importorskip("torchfile", reason="the converter reads .t7 with torchfile"
 import mca  # noqa: E402
 from mca import convert_t7 as C  # noqa: E402
 from mca.checkpoint import load_checkpoint  # noqa: E402
+from tests.conftest import random_batchnorm  # noqa: E402
 from tests.mca import t7_writer as W  # noqa: E402
 
 # 139 convolutions / batch norms, 16k parameters: built in milliseconds
@@ -52,14 +53,7 @@ def _save(tmp_path, obj, name: str = "m.t7"):
 
 def _tiny(seed: int = 0, eps: float = 1e-5, **over):
     torch.manual_seed(seed)
-    m = mca.create_model("mca_tiny", **{**TINY, **over}).eval()
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.running_mean.uniform_(-0.5, 0.5)
-                mod.running_var.uniform_(0.5, 2.0)
-                mod.eps = eps
-    return m
+    return random_batchnorm(mca.create_model("mca_tiny", **{**TINY, **over}).eval(), eps)
 
 
 def _as_t7(model) -> W.Obj:
