@@ -5,7 +5,9 @@
 #   3. stage 1 is the bundled demo model mca_tiny_synth (scripts/train_demo_pose.sh: sides learnt on synthetic people);
 #   4. stage 2: + MoveNet-labelled real crops (half of each batch), measured against BlazePose, the other teacher;
 #   5. stage 3: synthetic 0.3 + MoveNet-labelled real crops 0.5 + rendered mesh people (anny) 0.2, time-aware cosine;
-#   6. export (deploy graph, attention outputs, metadata) and the numbers the README reports.
+#   6. stage 4: longer, on a quiet machine, from stage 3's weights (or from the bundled ONNX: tools/onnx_to_checkpoint.py);
+#      the real crops' labels are flip-checked (tools/pseudo_label.py --flip-check, the default);
+#   7. export (deploy graph, attention outputs, metadata) and the numbers the README reports.
 # Runs on 2 CPU cores (about 2 h plus the mesh cache here; stage 1 another 2.5 h if rebuilt); every stage writes under runs/ (git-ignored).
 # Set SKIP_TEACHERS=1 when peers/ and .venv-mp already exist.
 set -euo pipefail
@@ -29,5 +31,9 @@ $PY -m mca.data.anny cache --out data/anny-pose --num 20000 --seed 0 --workers 2
 $PY scripts/train_pose.py --init runs/tiny_sides_real/last.pt --synthetic 0.3 --pseudo data/pseudo:0.5 \
     --pseudo-teacher movenet_thunder --anny data/anny-pose:0.2 --lr 2e-4 --warmup 20 --iters 2500 --minutes 100 \
     --eval-every 250 --val-num 256 --out runs/tiny_sides_anny
-$PY -m engines.export -c runs/tiny_sides_anny/last.pt --attention -o realtime/models/pose_mca_tiny_real.onnx
+# stage 4 (issue 16, 2026-12-03): 3,500 iterations of batch 16, about 55 min on 2 cores with a twin run beside it
+$PY scripts/train_pose.py --init runs/tiny_sides_anny/last.pt --synthetic 0.35 --pseudo data/pseudo:0.45 \
+    --pseudo-teacher movenet_thunder --anny data/anny-pose:0.2 --lr 1.5e-4 --warmup 50 --iters 3500 --minutes 70 \
+    --eval-every 500 --val-num 256 --out runs/stage4_flip
+$PY -m engines.export -c runs/stage4_flip/last.pt --attention -o realtime/models/pose_mca_tiny_real.onnx
 scripts/eval_real_pose.sh realtime/models/pose_mca_tiny_real.onnx runs/eval_tiny_real --int8

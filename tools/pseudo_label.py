@@ -14,6 +14,12 @@ BlazePose-33 landmarks are mapped to COCO-17 and then to MPII-16 the same way, a
 outside the SSDLite box (it picked a neighbour in a crowd) is dropped for that teacher.  Both teachers' labels
 are stored side by side (``load_split(path, teacher="blazepose_heavy")`` makes BlazePose the primary one).
 
+**Flip check** (``--flip-check``, default on the training split only): MoveNet also labels the mirrored image,
+and a left/right pair it names crossed there (its left ankle on the mirror lands on its right ankle here) is
+marked not visible for that person (``mca.data.pseudo_labels.flip_consistent``): the teacher was guessing the
+sides, and a student trained on guesses learns to guess.  Midpoints (pelvis, thorax, upper neck) stay; the
+held-out labels stay the teacher's own, so agreement with MoveNet is measured against the unfiltered teacher.
+
 Extra photos (``--extra-train``, ``--extra-test``; default the ones ``tools/real_photos.py`` copies out of
 Debian's ``opencv-doc`` and PyPI's ``scikit-image``, when present) join the training or held-out split.
 
@@ -40,8 +46,10 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: the checkout's p
     sys.path.insert(0, str(ROOT))
 
 from mca import heatmaps as H  # noqa: E402
+from mca.joints import COCO17, MPII16  # noqa: E402
 from mca.data.pseudo_labels import (CONTEXT, COCO_TO_MPII, UPPER_NECK_FRACTION, PseudoLabels,  # noqa: E402
-                                    blazepose_to_coco, coco_to_mpii, save_split, split_frames)
+                                    blazepose_to_coco, coco_to_mpii, flip_consistent, mirror_coco, save_split,
+                                    split_frames)
 from realtime.types import Detections  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -98,10 +106,16 @@ def blazepose_labels(python: str, patches: np.ndarray, boxes: np.ndarray, min_sc
         r.stdout.strip().splitlines()[-1]
 
 
-def label_people(image: np.ndarray, detector, teacher, source: str, args: argparse.Namespace) -> list[dict]:  # noqa: ANN001
-    """Every detected person of ``image`` that the teacher labels well enough, as patch-space records."""
+def label_people(image: np.ndarray, detector, teacher, source: str, args: argparse.Namespace,  # noqa: ANN001
+                 flip_check: bool = False) -> list[dict]:
+    """Every detected person of ``image`` that the teacher labels well enough, as patch-space records.
+
+    ``flip_check``: the teacher also labels the mirrored image, and a left/right pair it names the other way
+    round there is not kept (:func:`mca.data.pseudo_labels.flip_consistent`): the sides of that pair were a guess."""
     dets = detector.detect(image)
     out = []
+    mirrored = cv2.flip(image, 1) if flip_check else None
+    width = image.shape[1]
     for box, score in zip(dets.boxes, dets.scores):
         if box[3] - box[1] < args.min_height:
             continue
@@ -109,14 +123,30 @@ def label_people(image: np.ndarray, detector, teacher, source: str, args: argpar
         kps, sc = poses.keypoints[0], poses.scores[0]
         joints, vis = coco_to_mpii(kps, sc, args.min_score)
         if vis.sum() < args.min_joints:
-            continue
+            continue  # too little of this person labelled (counted before the flip check: it only hides pairs)
+        dropped = 0
+        if mirrored is not None:
+            mbox = np.array([width - 1 - box[2], box[1], width - 1 - box[0], box[3]], box.dtype)
+            back = mirror_coco(teacher.estimate(mirrored, Detections(mbox[None], np.array([score]))).keypoints[0],
+                               width)
+            keep = flip_consistent(kps, back)
+            # only the sided joints go: a midpoint (pelvis, thorax, upper neck) is the same whichever side is which
+            for m, k in COCO_TO_MPII.items():
+                if not keep[COCO17.index(k)] and vis[MPII16.index(m)]:
+                    vis[MPII16.index(m)] = False
+                    dropped += 1
         patch, m = _patch(image, box, args.patch)
         corners = H.apply_affine(m, box.reshape(2, 2).astype(np.float64)).reshape(4)
         out.append({"image": patch, "joints": H.apply_affine(m, joints), "visible": vis, "box": corners,
                     "teacher": np.concatenate([H.apply_affine(m, kps), sc[:, None]], 1), "source": source,
                     "det_score": float(score), "box_frame": [round(float(v), 1) for v in box],
-                    "teacher_mean_score": float(sc.mean()), "visible_joints": int(vis.sum())})
+                    "teacher_mean_score": float(sc.mean()), "visible_joints": int(vis.sum()),
+                    "flip_dropped": dropped})
     return out
+
+
+def _flip_check(args: argparse.Namespace, split: str) -> bool:
+    return args.flip_check == "all" or (args.flip_check == "train" and split == "train")
 
 
 def _patch(image: np.ndarray, box: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -154,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="more held-out photos (default: tools/real_photos.py's astronaut, if there)")
     p.add_argument("--blazepose-python", help="an interpreter with mediapipe: label with BlazePose heavy as well")
     p.add_argument("--blazepose-min-score", type=float, default=0.5, help="BlazePose visibility that counts")
+    p.add_argument("--flip-check", choices=("train", "all", "off"), default="train",
+                   help="also label the mirrored image and drop the left/right pairs the teacher names the other way "
+                        "round there: on the training split (default; held-out labels stay the teacher's own), "
+                        "on both, or off")
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per model")
     p.add_argument("--out", type=Path, default=ROOT / "data" / "pseudo", help="output folder (git-ignored)")
     args = p.parse_args(argv)
@@ -188,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         if not ok:
             break
         if i in want:
-            records[want[i]] += label_people(frame, detector, teacher, f"{args.video.name}#{i}", args)
+            records[want[i]] += label_people(frame, detector, teacher, f"{args.video.name}#{i}", args,
+                                             _flip_check(args, want[i]))
         i += 1
     cap.release()
     n_test_photos = min(args.test_photos, len(photos))
@@ -203,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         if img is None:
             print(f"error: cannot read {photo}", file=sys.stderr)
             return 2
-        records[split] += label_people(img, detector, teacher, photo.name, args)
+        records[split] += label_people(img, detector, teacher, photo.name, args, _flip_check(args, split))
     try:
         splits = {s: _stack(r) for s, r in records.items()}
         mp_version = None
@@ -240,11 +275,13 @@ def main(argv: list[str] | None = None) -> int:
                                                 for s, lb in splits.items()}}),
         "extra_photos": {"train": [p.name for p in extra_train], "test": [p.name for p in extra_test],
                          "provenance": "tools/real_photos.py (Debian opencv-doc; PyPI scikit-image)"},
+        "flip_check": {"splits": args.flip_check,
+                       "dropped_keypoints": {s: int(sum(r["flip_dropped"] for r in rs)) for s, rs in records.items()}},
         "min_score": args.min_score, "min_joints": args.min_joints, "min_height": args.min_height,
         "patch": args.patch, "context": CONTEXT,
         "counts": {s: len(lb) for s, lb in splits.items()},
         "items": {s: [{k: v for k, v in r.items() if k in ("source", "det_score", "box_frame", "teacher_mean_score",
-                                                           "visible_joints")} for r in rs]
+                                                           "visible_joints", "flip_dropped")} for r in rs]
                   for s, rs in records.items()},
     }
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1))

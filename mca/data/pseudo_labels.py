@@ -43,6 +43,7 @@ from mca.joints import COCO17, MPII16
 log = logging.getLogger(__name__)
 
 __all__ = ["COCO_TO_MPII", "UPPER_NECK_FRACTION", "BLAZEPOSE_TO_COCO", "coco_to_mpii", "blazepose_to_coco",
+           "mirror_coco", "flip_consistent",
            "spread_indices", "split_frames", "context_patch", "PseudoLabels", "save_split", "load_split",
            "teacher_agreement", "PseudoLabelDataset"]
 
@@ -58,6 +59,44 @@ DEFAULT_MIN_SCORE = 0.3
 # ankles); both name sides from the person's own view, as MoveNet and MPII do.
 BLAZEPOSE_TO_COCO = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
 CONTEXT = 1.6  # a stored patch is the person box grown (square) by this much: room for scale/rotation jitter
+
+
+def mirror_coco(kps: np.ndarray, width: float) -> np.ndarray:
+    """Keypoints (..., 17, 2) a teacher gave on the mirrored image, back in the original image's frame.
+
+    ``x -> width - 1 - x`` undoes ``cv2.flip(image, 1)`` (pixel centres at integers, as OpenCV and
+    :func:`mca.heatmaps.crop_matrix` place them) and the
+    left/right keypoints trade places: the person's left hand, mirrored, looks like a right hand."""
+    kps = np.asarray(kps, np.float64)
+    out = kps[..., COCO17.flip_index, :].copy()
+    out[..., 0] = width - 1 - out[..., 0]
+    return out
+
+
+def flip_consistent(kps: np.ndarray, mirrored_back: np.ndarray) -> np.ndarray:
+    """Which COCO-17 keypoints (..., 17) keep their side when the teacher looks at the mirrored image.
+
+    ``mirrored_back`` is the teacher's answer on the mirrored image, mapped back with :func:`mirror_coco`.  For a
+    left/right pair, the teacher is sure of the sides when its two answers pair up the same way (left near left)
+    rather than crossed; a pair answered crossed is marked ``False`` on both keypoints (the teacher named the sides
+    by chance there; training on it teaches the student to guess).  Keypoints without a side are always ``True``.
+    A tie (both answers collapsed onto one spot) counts as consistent: it says nothing about the sides."""
+    a = np.asarray(kps, np.float64)
+    b = np.asarray(mirrored_back, np.float64)
+    if a.shape[-2:] != (COCO17.num_joints, 2) or b.shape != a.shape:
+        raise ValueError(f"need two COCO-17 keypoint arrays (..., 17, 2) of one shape, got {a.shape}, {b.shape}")
+    ok = np.ones(a.shape[:-1], bool)
+    flip = COCO17.flip_index
+    for j in range(COCO17.num_joints):
+        k = flip[j]
+        if k <= j:
+            continue  # the centre keypoint (nose) or a pair already seen
+        same = np.linalg.norm(a[..., j, :] - b[..., j, :], axis=-1) + np.linalg.norm(a[..., k, :] - b[..., k, :], axis=-1)
+        crossed = np.linalg.norm(a[..., j, :] - b[..., k, :], axis=-1) + np.linalg.norm(a[..., k, :] - b[..., j, :], axis=-1)
+        bad = crossed < same
+        ok[..., j] &= ~bad
+        ok[..., k] &= ~bad
+    return ok
 
 
 def coco_to_mpii(kps: np.ndarray, scores: np.ndarray, min_score: float = DEFAULT_MIN_SCORE

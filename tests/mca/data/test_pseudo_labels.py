@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from mca.data.augment import make_sample
-from mca.data.pseudo_labels import (UPPER_NECK_FRACTION, PseudoLabels, coco_to_mpii, context_patch, load_split,
-                                    save_split, split_frames, spread_indices, teacher_agreement)
+from mca.data.pseudo_labels import (UPPER_NECK_FRACTION, PseudoLabels, coco_to_mpii, context_patch, flip_consistent,
+                                    load_split, mirror_coco, save_split, split_frames, spread_indices,
+                                    teacher_agreement)
 from mca.joints import COCO17, MPII16
 
 
@@ -212,3 +214,81 @@ def test_the_pseudo_label_tool_runs_its_detector_in_fp32_on_every_cpu(tmp_path, 
     rc = tool.main(["--teacher", str(tmp_path / "teacher.onnx"), "--video", str(tmp_path / "v.avi"),
                     "--photos", "--out", str(tmp_path / "out")])
     assert rc == 2 and seen["int8"] == "off" and str(seen["path"]).endswith("person_ssdlite.onnx")
+
+
+def test_mirror_coco_undoes_a_mirrored_image_and_swaps_sides() -> None:
+    """A keypoint at pixel x of a W-wide image sits at W-1-x in cv2.flip(image, 1), under the other side's name."""
+    kps, _ = _coco_person()
+    width = 640
+    on_mirror = kps[list(COCO17.flip_index)].copy()  # what a perfect teacher says on the mirrored image
+    on_mirror[:, 0] = width - 1 - on_mirror[:, 0]
+    np.testing.assert_allclose(mirror_coco(on_mirror, width), kps)
+    img = np.zeros((4, 9), np.uint8)
+    img[2, 6] = 255
+    assert cv2.flip(img, 1)[2, 9 - 1 - 6] == 255  # the convention mirror_coco undoes
+
+
+def test_flip_consistency_drops_only_the_pairs_answered_crossed() -> None:
+    kps, _ = _coco_person()
+    c = COCO17.index
+    assert flip_consistent(kps, kps).all()  # same answer both ways: sure of every side
+    back = kps.copy()
+    back[[c("l_ankle"), c("r_ankle")]] = back[[c("r_ankle"), c("l_ankle")]]  # ankles the other way round
+    ok = flip_consistent(kps, back + 1.0)  # plus a small shift: positions need not match exactly
+    assert not ok[c("l_ankle")] and not ok[c("r_ankle")]
+    assert ok.sum() == 15
+    collapsed = kps.copy()
+    collapsed[c("l_knee")] = collapsed[c("r_knee")]
+    assert flip_consistent(collapsed, collapsed[list(COCO17.flip_index)]
+                           )[[c("l_knee"), c("r_knee")]].all()  # both on one spot: a tie says nothing of sides
+    batch = np.stack([kps, kps])
+    assert flip_consistent(batch, np.stack([kps, back])).sum(1).tolist() == [17, 15]
+    with pytest.raises(ValueError, match="COCO-17"):
+        flip_consistent(kps[:5], kps[:5])
+
+
+def test_the_tool_drops_the_pairs_a_teacher_names_crossed_on_the_mirror() -> None:
+    """A teacher that names the ankles by where they are in the image (always the left one "l_ankle") is right
+    on one of the two images only: its ankle labels go, the rest stays."""
+    from types import SimpleNamespace
+
+    from realtime.types import Detections, Poses
+    from tests.conftest import load_tool
+
+    tool = load_tool("pseudo_label")
+    c = COCO17.index
+    img = np.zeros((200, 300, 3), np.uint8)
+    img[:, :150] = 90  # the image and its mirror differ
+
+    class Teacher:
+        def estimate(self, image, dets):  # noqa: ANN001, ANN202
+            kps = np.tile([[150.0, 100.0]], (17, 1))
+            kps[:, 1] += 5 * np.minimum(np.arange(17), COCO17.flip_index)  # a pair at one height
+            left_is_bright = image[0, 0, 0] == 90
+            kps[c("l_ankle"), 0], kps[c("r_ankle"), 0] = (140.0, 160.0) if left_is_bright else (160.0, 140.0)
+            # the knees as a sure teacher names them: mirrored, the person's left knee looks like a right one
+            kps[c("l_knee"), 0], kps[c("r_knee"), 0] = (159.0, 139.0) if left_is_bright else (160.0, 140.0)
+            return Poses(kps[None], np.full((1, 17), 0.9), dets.boxes, dets.scores)
+
+    class Detector:
+        def detect(self, image):  # noqa: ANN001, ANN202
+            return Detections(np.array([[100.0, 20.0, 200.0, 180.0]], np.float32), np.array([0.9], np.float32))
+
+    args = SimpleNamespace(min_height=10, min_score=0.3, min_joints=4, patch=64)
+    plain = tool.label_people(img, Detector(), Teacher(), "x", args)[0]
+    checked = tool.label_people(img, Detector(), Teacher(), "x", args, flip_check=True)[0]
+    assert plain["flip_dropped"] == 0 and plain["visible"][MPII16.index("l_ankle")]
+    assert checked["flip_dropped"] == 2
+    assert not checked["visible"][MPII16.index("l_ankle")] and not checked["visible"][MPII16.index("r_ankle")]
+    assert checked["visible"][MPII16.index("l_knee")] and checked["visible"][MPII16.index("r_knee")]
+
+
+@pytest.mark.parametrize("setting, split, want", [("train", "train", True), ("train", "test", False),
+                                                  ("all", "test", True), ("off", "train", False)])
+def test_held_out_labels_stay_the_teachers_own_by_default(setting, split, want) -> None:
+    """The held-out split is the yardstick for agreement with MoveNet: filtering it would move the yardstick."""
+    from types import SimpleNamespace
+
+    from tests.conftest import load_tool
+
+    assert load_tool("pseudo_label")._flip_check(SimpleNamespace(flip_check=setting), split) is want
