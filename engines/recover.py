@@ -146,20 +146,20 @@ def recover(onnx_path: str | Path) -> tuple[Any, list[str]]:
     buffers = dict(model.named_buffers())
     real_nodes = _compute_nodes(real)
     kept: set[str] = set()
-    for k, node in enumerate(real_nodes):  # a batch norm left in the graph: its four tensors, named by its statistics
+    fields = ("weight", "bias", "running_mean", "running_var")  # BatchNormalization's inputs 1-4
+    for k, node in enumerate(real_nodes):  # a batch norm left in the graph: its four tensors, as they are
         if node.op_type != "BatchNormalization":
             continue
         # Which module: the exporter shares a tensor between nodes when the values are equal (two batch norms on
         # one input have the same running statistics), so take the first of its four names no other node took.
         names = [_source_of(real, node.input[j]).removeprefix("net.") for j in range(1, 5)]
-        fields = ("weight", "bias", "running_mean", "running_var")
         owners = [n.removesuffix("." + f) for n, f in zip(names, fields) if n.endswith("." + f)]
         free = [o for o in owners if o not in kept and f"{o}.running_mean" in buffers]
         if not free:
             raise RecoveryError(f"batch norm node {node.name or k} ({', '.join(names)}): no batch norm of "
                                 f"{cfg.name} left to own it")
         bn = free[0]
-        for j, field in enumerate(("weight", "bias", "running_mean", "running_var"), start=1):
+        for j, field in enumerate(fields, start=1):
             v = real_init[_source_of(real, node.input[j])].reshape(-1)
             if field in ("weight", "bias"):
                 values[f"{bn}.{field}"][:] = v
