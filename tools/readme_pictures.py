@@ -193,10 +193,17 @@ def main(argv: list[str] | None = None) -> int:
         for line in threshold_picture(args.video, args.frames, args.show, args.out):
             print(line)
     else:
-        img = video_frame(args.video, args.index)
+        import av
+
+        try:
+            img = video_frame(args.video, args.index)
+        except (av.error.FFmpegError, IndexError) as e:  # a missing or unreadable video, a frame past its end
+            print(f"error: {args.video}: {e}", file=sys.stderr)
+            return 2
         args.out.parent.mkdir(parents=True, exist_ok=True)
         if not cv2.imwrite(str(args.out), img):
-            raise OSError(f"cannot write {args.out}")
+            print(f"error: cannot write {args.out}", file=sys.stderr)
+            return 2
     print(f"wrote {args.out}")
     return 0
 

@@ -36,3 +36,22 @@ def test_grid_rows_of_cols_tiles_in_order(rp) -> None:
     g = rp.grid(tiles, 2)
     assert g.shape == (6, 6, 3)
     assert g[0, 0, 0] == 1 and g[0, 3, 0] == 2 and g[2, 0, 0] == 3 and g[4, 0, 0] == 5 and g[4, 3, 0] == 0
+
+
+def test_frame_of_a_missing_or_short_video_is_one_line_and_exit_2(rp, tmp_path, capsys) -> None:  # noqa: ANN001
+    """First seen as a PyAV traceback when the MP4 a user named was not there."""
+    av = pytest.importorskip("av", reason="reading video frames needs PyAV")
+    assert rp.main(["frame", str(tmp_path / "nope.mp4"), "3", "--out", str(tmp_path / "f.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    video = tmp_path / "two.mp4"
+    with av.open(str(video), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for _ in range(2):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="bgr24")))
+        c.mux(s.encode())
+    assert rp.main(["frame", str(video), "5", "--out", str(tmp_path / "f.png")]) == 2
+    assert "no frame 5" in capsys.readouterr().err and not (tmp_path / "f.png").exists()
+    assert rp.main(["frame", str(video), "1", "--out", str(tmp_path / "f.png")]) == 0
+    assert (tmp_path / "f.png").is_file()
