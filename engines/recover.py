@@ -80,22 +80,27 @@ def _compute_nodes(proto: Any) -> list:
     return [n for n in proto.graph.node if n.op_type != "Identity"]
 
 
-def _source_of(proto: Any, name: str) -> str:
-    """The tensor behind ``name``, seen through Identity nodes."""
+def _sources(proto: Any) -> Any:
+    """name -> the tensor behind it, seen through Identity nodes (built once per graph)."""
     alias = {n.output[0]: n.input[0] for n in proto.graph.node if n.op_type == "Identity"}
-    seen = 0
-    while name in alias and seen < 1000:
-        name, seen = alias[name], seen + 1
-    return name
+
+    def source(name: str) -> str:
+        seen = 0
+        while name in alias and seen < 1000:
+            name, seen = alias[name], seen + 1
+        return name
+
+    return source
 
 
 def _positional_initializers(proto: Any) -> list[tuple[tuple[int, int], str]]:
     """(compute-node index, input index) -> initializer name, in graph order, seen through Identity nodes."""
     inits = {i.name for i in proto.graph.initializer}
+    source_of = _sources(proto)
     out = []
     for k, node in enumerate(_compute_nodes(proto)):
         for j, name in enumerate(node.input):
-            src = _source_of(proto, name)
+            src = source_of(name)
             if src in inits:
                 out.append(((k, j), src))
     return out
@@ -147,12 +152,13 @@ def recover(onnx_path: str | Path) -> tuple[Any, list[str]]:
     real_nodes = _compute_nodes(real)
     kept: set[str] = set()
     fields = ("weight", "bias", "running_mean", "running_var")  # BatchNormalization's inputs 1-4
+    real_source = _sources(real)
     for k, node in enumerate(real_nodes):  # a batch norm left in the graph: its four tensors, as they are
         if node.op_type != "BatchNormalization":
             continue
         # Which module: the exporter shares a tensor between nodes when the values are equal (two batch norms on
         # one input have the same running statistics), so take the first of its four names no other node took.
-        names = [_source_of(real, node.input[j]).removeprefix("net.") for j in range(1, 5)]
+        names = [real_source(node.input[j]).removeprefix("net.") for j in range(1, 5)]
         owners = [n.removesuffix("." + f) for n, f in zip(names, fields) if n.endswith("." + f)]
         free = [o for o in owners if o not in kept and f"{o}.running_mean" in buffers]
         if not free:
@@ -160,7 +166,7 @@ def recover(onnx_path: str | Path) -> tuple[Any, list[str]]:
                                 f"{cfg.name} left to own it")
         bn = free[0]
         for j, field in enumerate(fields, start=1):
-            v = real_init[_source_of(real, node.input[j])].reshape(-1)
+            v = real_init[real_source(node.input[j])].reshape(-1)
             if field in ("weight", "bias"):
                 values[f"{bn}.{field}"][:] = v
                 filled[f"{bn}.{field}"][:] = True
