@@ -70,20 +70,31 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple["MCANet", dict[str, Any]]:
-    """Rebuild the checkpoint's model and load its weights; returns (model in eval mode, info)."""
+def load_checkpoint(path: str | os.PathLike, device: str = "cpu",
+                    overrides: dict[str, Any] | None = None) -> tuple["MCANet", dict[str, Any]]:
+    """Rebuild the checkpoint's model and load its weights; returns (model in eval mode, info).
+
+    ``overrides`` replace config fields before the weights are loaded: fine-tuning at another
+    ``input_size`` (a fully convolutional net has the same weights at any size) is allowed; a
+    field that changes a weight's shape (``channels``, say) is a :class:`CheckpointError`.
+    """
     from mca.config import MCAConfig
     from mca.model import MCANet
 
     data = read_checkpoint(path)
     try:
         cfg = MCAConfig(**data["config"])
+        if overrides:
+            cfg = cfg.replace(**overrides)
     except (TypeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path}: its config does not build a model ({e})") from None
     model = MCANet(cfg)
     try:
         model.load_state_dict(data["state_dict"], strict=True)
     except RuntimeError as e:
+        if overrides:
+            raise CheckpointError(f"{path}: {', '.join(sorted(overrides))} changes the weights' shapes; "
+                                  "only fields such as input_size can be changed on a trained model") from None
         raise CheckpointError(f"{path}: weights do not match config {cfg.name}: {str(e).splitlines()[0][:200]}") from None
     info = {k: v for k, v in data.items() if k not in ("state_dict", "optimizer")}
     return model.to(device).eval(), info

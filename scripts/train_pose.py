@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config", default="mca_tiny", help="registered config")
     p.add_argument("--set", type=_override, action="append", default=[], metavar="FIELD=VALUE",
-                   help="config field override, e.g. input_size=160 (stored in the checkpoint)")
+                   help="config field override, e.g. input_size=192 (stored in the checkpoint); with --init only fields "
+                        "that keep the weights' shapes")
     p.add_argument("--init", type=Path, help="start from this checkpoint's weights (new optimizer and schedule)")
     p.add_argument("--resume", type=Path, help="continue this script's OUT/last.pt (weights, optimizer, step, time)")
     p.add_argument("--out", type=Path, required=True, help="folder for log.csv, last.pt, best.pt")
@@ -189,9 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             state = read_checkpoint(args.resume)
             model, _ = load_checkpoint(args.resume)
         elif args.init:
-            model, _ = load_checkpoint(args.init)
-            if args.set:
-                raise CheckpointError("--set changes the graph; it cannot be combined with --init")
+            model, _ = load_checkpoint(args.init, overrides=dict(args.set))  # --set input_size=192 fine-tunes larger
         else:
             model = MCANet(mca.get_config(args.config, **dict(args.set)))
     except (CheckpointError, KeyError, TypeError, ValueError) as e:

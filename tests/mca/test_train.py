@@ -82,6 +82,22 @@ def test_checkpoint_round_trip_and_errors(tmp_path) -> None:
         load_checkpoint(tmp_path / "missing.pt")
 
 
+def test_checkpoint_overrides_keep_weights_or_fail_clearly(tmp_path) -> None:
+    """Fine-tuning at a larger input: same weights, bigger heatmaps; a shape-changing field is refused."""
+    model = mca.create_model("mca_tiny", num_stacks=1).eval()
+    path = save_checkpoint(tmp_path / "m.pt", model)
+    big, _ = load_checkpoint(path, overrides={"input_size": 192})
+    assert big.cfg.input_size == 192 and big.cfg.heatmap_size == 48
+    for (name, a), b in zip(model.state_dict().items(), big.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    with torch.no_grad():
+        assert big(torch.randn(1, 3, 192, 192))[-1].shape[-2:] == (48, 48)
+    with pytest.raises(CheckpointError, match="channels changes the weights' shapes"):
+        load_checkpoint(path, overrides={"channels": 32, "last_stack_channels": 32})
+    with pytest.raises(CheckpointError, match="unknown config field"):
+        load_checkpoint(path, overrides={"no_such_field": 1})
+
+
 def test_train_cli_smoke_and_resume(tmp_path) -> None:
     args = ["--config", "mca_tiny", "--epochs", "1", "--iters-per-epoch", "2", "--batch-size", "2", "--val-size", "4",
             "--workers", "0", "--out", str(tmp_path)]

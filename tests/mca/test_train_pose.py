@@ -69,3 +69,18 @@ def test_missing_anny_cache_is_a_user_error(tp, tmp_path, capsys) -> None:
 def test_no_source_is_a_user_error(tp, tmp_path, capsys) -> None:
     rc = tp.main(["--config", "mca_tiny", "--synthetic", "0", "--out", str(tmp_path / "out"), "--iters", "1"])
     assert rc == 2 and "no training source" in capsys.readouterr().err
+
+
+def test_init_with_a_larger_input_size_starts_and_a_shape_change_is_a_user_error(tp, tmp_path, capsys) -> None:
+    pytest.importorskip("torch", reason="training needs PyTorch (the 'train' extra)")
+    import mca
+    from mca.checkpoint import save_checkpoint
+
+    ck = save_checkpoint(tmp_path / "m.pt", mca.create_model("mca_tiny", num_stacks=1))
+    rc = tp.main(["--init", str(ck), "--set", "channels=32", "--out", str(tmp_path / "bad"), "--iters", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "changes the weights' shapes" in err and len(err.strip().splitlines()) == 1
+    # input_size keeps every weight: the run gets as far as its sources (none given here), at 192 px
+    rc = tp.main(["--init", str(ck), "--set", "input_size=192", "--synthetic", "0", "--out", str(tmp_path / "ok"),
+                  "--iters", "1"])
+    assert rc == 2 and "no training source" in capsys.readouterr().err
