@@ -15,7 +15,7 @@ from engines.base import ModelError
 __all__ = ["DETECTOR_FAMILY_NAMES", "set_metadata", "add_detector_metadata"]
 
 # The families realtime.detectors decodes out of the box (its registry can add more).
-DETECTOR_FAMILY_NAMES = ("yolo", "ssd")
+DETECTOR_FAMILY_NAMES = ("yolo", "ssd", "ssd_decoded")
 
 
 def set_metadata(model_proto: Any, meta: dict[str, str]) -> None:

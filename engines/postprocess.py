@@ -8,6 +8,8 @@
 - :func:`with_yolo_candidates`: a YOLO head's (1, 4 + classes, anchors) output -> the ``k`` most
   confident anchors of the person class, (1, 5, k) in the same row layout (cx, cy, w, h, score),
   so the host's decode and NMS run unchanged on k columns instead of every anchor.
+- :func:`with_ssd_candidates`: the same for a cut SSD (``engines.ssd_cut``: ``boxes`` (1, A, 4),
+  ``scores`` (1, A, C)): the ``k`` anchors with the highest person score, same outputs, k rows.
 
 Operators (TensorRT's ONNX parser has all, opset 13-17): Reshape, ArgMax, ReduceMax,
 GatherElements, Gather, TopK (constant k), Cast, Floor, Div, Mul, Sub, Add, Min, Max,
@@ -28,7 +30,8 @@ from engines.graphbuild import GraphBuilder, require_onnx
 
 log = logging.getLogger(__name__)
 
-__all__ = ["with_heatmap_decode", "with_yolo_candidates", "PEAKS", "PEAK_SCORES", "CANDIDATES"]
+__all__ = ["with_heatmap_decode", "with_yolo_candidates", "with_ssd_candidates", "PEAKS", "PEAK_SCORES",
+           "CANDIDATES"]
 
 PEAKS, PEAK_SCORES, CANDIDATES = "peaks", "peak_scores", "candidates"
 _FLOAT, _INT64 = 1, 7
@@ -129,5 +132,42 @@ def with_yolo_candidates(model: Any, person_class: int = 0, k: int = 1000) -> An
     _, top = b.op("TopK", scores, b.const([k], np.int64), axis=1, largest=1, sorted=1, outputs=2)
     b.op("Gather", sel, b.op("Squeeze", top, b.const([0], np.int64)), axis=2, out=CANDIDATES)
     m = _splice(m, b, [helper.make_tensor_value_info(CANDIDATES, _FLOAT, [1, 5, k])], ())
+    m.metadata_props.add(key="mca.candidates", value=str(k))
+    return m
+
+
+def with_ssd_candidates(model: Any, person_class: int = 1, k: int = 300) -> Any:
+    """``model`` (an ``engines.ssd_cut`` detector: ``boxes`` (1, A, 4), ``scores`` (1, A, C)) with both
+    outputs cut to the ``k`` anchors of highest person score (most confident first), same names, so
+    ``realtime.detectors``' ``ssd_decoded`` post-processing runs on them unchanged."""
+    from onnx import helper
+
+    m = _load(model)
+    if sorted(o.name for o in m.graph.output) != ["boxes", "scores"]:
+        raise ModelError(f"a cut SSD with outputs boxes and scores is needed, not {[o.name for o in m.graph.output]}")
+    renamed = {}
+    for n in m.graph.node:
+        for i, o in enumerate(n.output):
+            if o in ("boxes", "scores"):
+                n.output[i] = renamed[o] = f"post/all_{o}"
+    for n in m.graph.node:  # a reader of an output inside the graph (none in a cut SSD, but keep it right)
+        for i, name in enumerate(n.input):
+            if name in ("boxes", "scores") and not name.startswith("post/"):
+                n.input[i] = f"post/all_{name}"
+    shape = _output_shape(m, "scores")
+    anchors, classes = shape[1], shape[2]
+    if isinstance(classes, int) and not 0 <= person_class < classes:
+        raise ModelError(f"person class {person_class} is beyond the model's {classes} score columns")
+    k = max(1, int(k) if not isinstance(anchors, int) else min(int(k), anchors))
+    b = GraphBuilder("post/")
+    person = b.op("Gather", renamed["scores"], b.const(person_class, np.int64), axis=2)  # (1, A)
+    _, top = b.op("TopK", person, b.const([k], np.int64), axis=1, largest=1, sorted=1, outputs=2)
+    idx = b.op("Squeeze", top, b.const([0], np.int64))  # (k,)
+    b.op("Gather", renamed["boxes"], idx, axis=1, out="boxes")
+    b.op("Gather", renamed["scores"], idx, axis=1, out="scores")
+    del m.graph.output[:]
+    c = classes if isinstance(classes, int) else "classes"
+    m = _splice(m, b, [helper.make_tensor_value_info("boxes", _FLOAT, [1, k, 4]),
+                       helper.make_tensor_value_info("scores", _FLOAT, [1, k, c])], ())
     m.metadata_props.add(key="mca.candidates", value=str(k))
     return m

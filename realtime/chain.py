@@ -39,11 +39,12 @@ import engines
 from engines.base import Backend, ModelError, TensorSpec
 from engines.device import DeviceArray, TransferLog, Uploader, download, run_on_device, upload
 from engines.graphbuild import require_onnx
-from engines.postprocess import CANDIDATES, PEAK_SCORES, PEAKS, with_heatmap_decode, with_yolo_candidates
+from engines.postprocess import (CANDIDATES, PEAK_SCORES, PEAKS, with_heatmap_decode, with_ssd_candidates,
+                                 with_yolo_candidates)
 from engines.preprocess import (InputFormat, ResizeParams, crop_graph, crop_maps, frame_prologue, save_graph,
                                 with_prologue)
 from mca import heatmaps as H
-from realtime.detectors import DETECTOR_FAMILIES, PersonDetector
+from realtime.detectors import PersonDetector
 from realtime.pose import PoseModelInfo
 from realtime.types import Detections, Poses
 
@@ -55,6 +56,7 @@ __all__ = ["ChainConfig", "GraphChain", "FAMILY_FORMATS", "described_backend", "
 FAMILY_FORMATS = {
     "yolo": lambda size: InputFormat(size),  # NCHW float32 RGB / 255, letterboxed with grey 114
     "ssd": lambda size: InputFormat(size, layout="NHWC", dtype="uint8", letterbox=False),  # uint8 RGB, stretched
+    "ssd_decoded": lambda size: InputFormat(size, layout="NHWC", dtype="uint8", letterbox=False),
 }
 _FRAMES_KEPT = 16  # uploaded frames kept for the pose stage (the detector thread runs up to a queue ahead)
 
@@ -93,6 +95,7 @@ class ChainConfig:
     crop_padding: float | None = None  # None: the pose model's own
     max_batch: int = 16  # pose batch per run
     candidates: int = 1000  # YOLO anchors kept by the in-graph top-k (a warning says when it saturates)
+    ssd_candidates: int = 300  # the same for a cut SSD (1917 anchors; ~50 score >= 0.2 on a vtest frame)
     precision: str | None = None  # detector and pose engines (the crop graph is always fp32)
     threads: int | None = None  # ONNX Runtime threads per session
     cache_dir: Path | None = None  # where the built graphs are written (default ~/.cache/mca-pose/graphs)
@@ -120,7 +123,7 @@ class GraphChain:
         if self.family not in FAMILY_FORMATS:
             raise ModelError(f"the chain has no input format for detector family {self.family!r}")
         self.format = FAMILY_FORMATS[self.family](self.host_detector.input_size)
-        self._post = DETECTOR_FAMILIES[self.family].post
+        self._post = self.host_detector.post
         self._person_class = self.host_detector.person_class
         self._may_cut = False  # whether the top-k keeps fewer columns than the head has anchors
         if self.family == "yolo":
@@ -128,6 +131,10 @@ class GraphChain:
             det_model = with_yolo_candidates(det_model, self._person_class, cfg.candidates)
             self._may_cut = anchors is None or cfg.candidates < anchors
             self._person_class = 0  # the candidates' score row comes right after the box
+        elif self.family == "ssd_decoded":
+            anchors = self.host_detector.backend.outputs[0].shape[1]
+            det_model = with_ssd_candidates(det_model, self._person_class, cfg.ssd_candidates)
+            self._may_cut = anchors is None or cfg.ssd_candidates < anchors
         self._det_model = det_model
         self._det_name = Path(detector).stem
         pose_path = save_graph(with_heatmap_decode(pose_model, "quarter"), f"{Path(pose).stem}_decode",
@@ -284,6 +291,12 @@ class GraphChain:
                 self._warned_saturated = True
                 log.warning("all %d detector candidates scored above %.2f: raise ChainConfig.candidates "
                             "to be sure no person is cut", cand.shape[2], d.conf)
+        if self.family == "ssd_decoded" and self._may_cut and not self._warned_saturated:
+            last = host["scores"][0, -1, self._person_class]
+            if last >= d.conf:
+                self._warned_saturated = True
+                log.warning("all %d detector candidates scored above %.2f: raise ChainConfig.ssd_candidates "
+                            "to be sure no person is cut", host["scores"].shape[1], d.conf)
         det = self._post(host, ctx, (w, h), self._person_class, d.conf, d.iou)
         return det.top(self.cfg.max_persons)
 

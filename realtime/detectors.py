@@ -8,10 +8,14 @@ outputs into :class:`~realtime.types.Detections` in frame pixels.
   letterboxed (grey 114); one output (N, 4 + classes, anchors) of cx, cy, w, h in
   input pixels and class scores, no NMS in the graph.  Only the person class is
   kept (``mca.person_class``, default 0), so NMS is class-agnostic over people.
-- ``ssd``: TensorFlow Object Detection API graphs converted with tf2onnx (e.g. the
-  bundled pedestrian SSDLite): uint8 NHWC RGB input, outputs ``num_detections``,
-  ``detection_scores``, ``detection_boxes`` (ymin, xmin, ymax, xmax normalised),
-  ``detection_classes`` (person = 1); NMS already done in the graph.
+- ``ssd``: TensorFlow Object Detection API graphs converted with tf2onnx: uint8 NHWC RGB
+  input, outputs ``num_detections``, ``detection_scores``, ``detection_boxes`` (ymin, xmin,
+  ymax, xmax normalised), ``detection_classes`` (person = 1); NMS already done in the graph.
+- ``ssd_decoded``: the same graph with its pre-processing and NMS loops cut away
+  (:mod:`engines.ssd_cut`; the bundled pedestrian SSDLite): outputs ``boxes`` (decoded,
+  normalised, one per anchor) and ``scores`` (sigmoid, background first); the graph's NMS
+  (IoU ``mca.nms_iou``, ``mca.max_per_class`` boxes) runs here in NumPy, then the same
+  duplicate merge as ``ssd``.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ class DetectorFamily(NamedTuple):
     # boxes from this score up to default_conf are kept where the pose model finds a person in them (None: none);
     # judged for SSDLite on vtest.avi (tools/ssdlite_margin.py), not yet for YOLO
     verify_conf: float | None = None
+    # post-processing made for one model's metadata (settings the graph carried), else ``post`` as it is
+    bind: Callable[[dict[str, str]], PostFn] | None = None
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.5) -> np.ndarray:
@@ -151,17 +157,64 @@ def _ssd_post(outputs: dict[str, np.ndarray] | list[np.ndarray], ctx: tuple, fra
     return Detections(boxes[keep], sc[m][keep])
 
 
+def _ssd_decoded_post(outputs: dict[str, np.ndarray] | list[np.ndarray], ctx: tuple, frame_wh: tuple[int, int],
+                      person_class: int, conf: float, iou: float, graph_iou: float = 0.6,
+                      per_class: int = 100) -> Detections:
+    """What the TF graph's post-processing did (clip to the image, NMS at ``graph_iou``, the best
+    ``per_class``), for the person class only, then the ``ssd`` family's threshold and merge."""
+    if isinstance(outputs, dict):
+        if "boxes" not in outputs or "scores" not in outputs:
+            raise ModelError(f"an ssd_decoded detector has outputs 'boxes' and 'scores', not {sorted(outputs)}")
+        boxes_n, scores = outputs["boxes"], outputs["scores"]
+    else:
+        boxes_n, scores = outputs[0], outputs[1]
+    if boxes_n.ndim != 3 or boxes_n.shape[-1] != 4 or scores.ndim != 3 or scores.shape[1] != boxes_n.shape[1]:
+        raise ModelError(f"ssd_decoded outputs must be boxes (1, A, 4) and scores (1, A, C), got {boxes_n.shape} "
+                         f"and {scores.shape}")
+    if person_class >= scores.shape[2]:
+        raise ModelError(f"person class {person_class} is beyond the model's {scores.shape[2]} score columns")
+    sc = scores[0, :, person_class]
+    m = sc >= conf  # NMS in score order: boxes under the threshold never suppress one above it
+    if not m.any():
+        return Detections()
+    b, sc = boxes_n[0, m].clip(0.0, 1.0), sc[m]
+    keep = nms(b, sc, graph_iou)[:per_class]  # IoU is the same in normalised and pixel coordinates
+    b, sc = b[keep], sc[keep]
+    w, h = frame_wh
+    boxes = _clip(np.stack([b[:, 1] * w, b[:, 0] * h, b[:, 3] * w, b[:, 2] * h], 1), frame_wh)
+    keep = nms(boxes, sc, iou)
+    return Detections(boxes[keep], sc[keep])
+
+
+def _bind_ssd_decoded(meta: dict[str, str]) -> PostFn:
+    """The ``ssd_decoded`` post-processing with the NMS settings the graph had (its metadata)."""
+    try:
+        graph_iou = float(meta.get("mca.nms_iou", 0.6))
+        per_class = int(meta.get("mca.max_per_class", 100))
+    except ValueError:
+        raise ModelError("mca.nms_iou / mca.max_per_class metadata is not a number") from None
+
+    def post(outputs: dict[str, np.ndarray] | list[np.ndarray], ctx: tuple, frame_wh: tuple[int, int],
+             person_class: int, conf: float, iou: float) -> Detections:
+        return _ssd_decoded_post(outputs, ctx, frame_wh, person_class, conf, iou, graph_iou, per_class)
+
+    return post
+
+
 DETECTOR_FAMILIES: dict[str, DetectorFamily] = {}
 
 
 def register_family(name: str, pre: PreFn, post: PostFn, person_class: int, default_size: int,
-                    default_conf: float = 0.35, verify_conf: float | None = None) -> None:
+                    default_conf: float = 0.35, verify_conf: float | None = None,
+                    bind: Callable[[dict[str, str]], PostFn] | None = None) -> None:
     """Add a detector family (e.g. a new export format) under the metadata name ``mca.detector_family``."""
-    DETECTOR_FAMILIES[name] = DetectorFamily(pre, post, person_class, default_size, default_conf, verify_conf)
+    DETECTOR_FAMILIES[name] = DetectorFamily(pre, post, person_class, default_size, default_conf, verify_conf,
+                                             bind)
 
 
 register_family("yolo", _yolo_pre, _yolo_post, 0, 640, 0.25)  # Ultralytics' own default threshold
 register_family("ssd", _ssd_pre, _ssd_post, 1, 300, 0.35, verify_conf=0.2)
+register_family("ssd_decoded", _ssd_pre, _ssd_decoded_post, 1, 300, 0.35, verify_conf=0.2, bind=_bind_ssd_decoded)
 
 
 def detect_family(backend: Backend) -> str:
@@ -179,6 +232,8 @@ def detect_family(backend: Backend) -> str:
     names = {o.name for o in backend.outputs}
     if any("detection_boxes" in n for n in names):
         return "ssd"
+    if names == {"boxes", "scores"}:
+        return "ssd_decoded"
     if len(backend.outputs) == 1 and len(backend.outputs[0].shape) == 3 and backend.input.dtype == np.float32:
         return "yolo"
     raise ModelError(f"{backend.path} does not look like a YOLO or SSD person detector")
@@ -191,7 +246,8 @@ class PersonDetector:
         self.backend = backend
         self.family = detect_family(backend)
         fam = DETECTOR_FAMILIES[self.family]
-        self._pre, self._post = fam.pre, fam.post
+        self._pre = fam.pre
+        self.post = fam.bind(backend.metadata) if fam.bind else fam.post  # (outputs, ctx, wh, class, conf, iou)
         try:
             self.person_class = int(backend.metadata.get("mca.person_class", fam.person_class))
             size = backend.metadata.get("mca.input_size")
@@ -212,7 +268,7 @@ class PersonDetector:
         """People in ``image`` (BGR uint8), at most ``max_persons``, most confident first."""
         x, ctx = self._pre(image, self.input_size)
         outputs = dict(zip(self._names, self.backend.run(x)))
-        det = self._post(outputs, ctx, (image.shape[1], image.shape[0]), self.person_class, self.conf, self.iou)
+        det = self.post(outputs, ctx, (image.shape[1], image.shape[0]), self.person_class, self.conf, self.iou)
         return det.top(self.max_persons)
 
 

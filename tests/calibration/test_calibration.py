@@ -177,7 +177,7 @@ def test_ssd_detector_quantizes_with_uint8_inputs_and_runs_int8(tmp_path) -> Non
     out = quantize_detector(det_path, cal, tmp_path / "ssd.int8.onnx")
     a = PersonDetector(load_model(det_path, backend="ort", int8="off"))
     b = PersonDetector(load_model(out, backend="ort"))
-    assert b.family == "ssd" and b.backend.metadata["mca.precision"] == "int8"
+    assert b.family == a.family == "ssd_decoded" and b.backend.metadata["mca.precision"] == "int8"
     from calibration.quantize import file_sha256
 
     assert b.backend.metadata["mca.fp32_sha256"] == file_sha256(det_path)  # the twin knows its FP32 file

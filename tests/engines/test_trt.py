@@ -227,13 +227,28 @@ def test_default_precision_follows_the_file(small_pose, tmp_path) -> None:
 MODELS = Path(__file__).resolve().parents[2] / "realtime" / "models"
 
 
-@pytest.mark.skipif(not (MODELS / "person_ssdlite.onnx").exists(), reason="bundled models not in this checkout")
-def test_auto_sends_what_tensorrt_cannot_take_to_onnxruntime(monkeypatch, caplog) -> None:
-    """Row 8/9: with a GPU and TensorRT, a model TensorRT cannot take (SSDLite: dynamic H/W, NMS outputs) or a
-    failing build runs on ONNX Runtime, with one logged line saying why."""
+def _dynamic_image_model(path: Path) -> Path:
+    """A model TensorRT cannot take: a [1, ?, ?, 3] uint8 input (what tf2onnx writes for a TF detector)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("image_tensor:0", TensorProto.UINT8, [1, None, None, 3])
+    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, None, None, 3])
+    g = helper.make_graph([helper.make_node("Cast", ["image_tensor:0"], ["out"], to=TensorProto.FLOAT)], "g", [x], [y])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return path
+
+
+@pytest.mark.skipif(not (MODELS / "pose_mca_tiny_synth.onnx").exists(), reason="bundled models not in this checkout")
+def test_auto_sends_what_tensorrt_cannot_take_to_onnxruntime(monkeypatch, caplog, tmp_path) -> None:
+    """Row 8/9: with a GPU and TensorRT, a model TensorRT cannot take (dynamic H/W, as the uncut TF SSDLite had) or
+    a failing build runs on ONNX Runtime, with one logged line saying why."""
     import logging
 
     import engines
+
+    pytest.importorskip("onnx", reason="the test writes a small ONNX")
+    dynamic = _dynamic_image_model(tmp_path / "tf_detector.onnx")
 
     monkeypatch.setattr(engines, "tensorrt_available", lambda: True)
     monkeypatch.delenv(engines.BACKEND_ENV, raising=False)
@@ -245,10 +260,10 @@ def test_auto_sends_what_tensorrt_cannot_take_to_onnxruntime(monkeypatch, caplog
 
     monkeypatch.setattr(engines, "_load_trt", fake_trt)
     with caplog.at_level(logging.WARNING, logger="engines"):
-        ssd = engines.load(MODELS / "person_ssdlite.onnx", backend="auto", threads=1)
+        ssd = engines.load(dynamic, backend="auto", threads=1)
         pose = engines.load(MODELS / "pose_mca_tiny_synth.onnx", backend="auto", threads=1)
     assert ssd.name == pose.name == "onnxruntime"
-    assert calls == ["pose_mca_tiny_synth.onnx"]  # lint kept SSDLite away from TensorRT altogether
+    assert calls == ["pose_mca_tiny_synth.onnx"]  # lint kept the dynamic model away from TensorRT altogether
     lines = [r.getMessage() for r in caplog.records if "TensorRT cannot take it" in r.getMessage()]
     assert len(lines) == 2 and "dynamic dimension 1" in lines[0] and "could not parse" in lines[1]
 

@@ -56,7 +56,8 @@ def _compare(chain: GraphChain, today, frames: list[np.ndarray]) -> int:
         # one frame upload, and nothing near a frame's size comes back
         assert chain.transfers.count("up", "frame") == 1
         assert chain.transfers.bytes("down") < img.nbytes / 50
-        assert {n for n, _ in chain.transfers.downloads} <= {"candidates", "peaks", "peak_scores", "num_detections:0",
+        assert {n for n, _ in chain.transfers.downloads} <= {"candidates", "boxes", "scores", "peaks", "peak_scores",
+                                                             "num_detections:0",
                                                              "detection_scores:0", "detection_boxes:0",
                                                              "detection_classes:0"}
         people += len(want)

@@ -163,3 +163,42 @@ def test_ground_truth_detector_keeps_people_in_view_larger_first() -> None:
         SimpleNamespace(ground_truth=SimpleNamespace(people=people)))) == 1
     with pytest.raises(ModelError, match="needs frames with ground truth"):
         GroundTruthDetector().detect_frame(SimpleNamespace(ground_truth=None))
+
+
+def _yxyx(boxes_xyxy: list[list[float]], wh: tuple[int, int] = (100, 100)) -> np.ndarray:
+    w, h = wh
+    b = np.asarray(boxes_xyxy, np.float32)
+    return np.stack([b[:, 1] / h, b[:, 0] / w, b[:, 3] / h, b[:, 2] / w], 1)[None]
+
+
+def test_ssd_decoded_does_the_graphs_nms_first_then_the_merge() -> None:
+    """Three full-height boxes A > B > C: IoU(A, B) 0.54, IoU(B, C) 0.67, IoU(A, C) 0.33.  The TF graph's NMS
+    (0.6) keeps A and B and drops C under B; the merge (0.5) then drops B: only A, as the uncut graph gave.  One
+    NMS at 0.5 would have kept C (it overlaps A by 0.33 only)."""
+    from realtime.detectors import _ssd_decoded_post
+
+    xyxy = np.asarray([[0, 0, 40, 100], [12, 0, 52, 100], [20, 0, 60, 100]], np.float32)
+    scores = np.array([[[0.0, 0.9], [0.0, 0.8], [0.0, 0.7]]], np.float32)
+    det = _ssd_decoded_post({"boxes": _yxyx(xyxy.tolist()), "scores": scores}, (), (100, 100), 1, 0.3, 0.5)
+    np.testing.assert_allclose(det.boxes, [[0, 0, 40, 99]], atol=1e-4)  # clipped to the frame like every family
+    assert nms(xyxy, scores[0, :, 1], 0.5).tolist() == [0, 2]  # what a single NMS would have said
+    assert nms(xyxy, scores[0, :, 1], 0.6).tolist() == [0, 1]  # the graph's own step
+
+
+def test_ssd_decoded_threshold_class_clip_and_per_class_cap() -> None:
+    from realtime.detectors import _bind_ssd_decoded, _ssd_decoded_post
+
+    boxes = _yxyx([[-10, -5, 30, 50], [60, 60, 90, 120], [0, 60, 20, 90], [70, 0, 95, 30]])
+    scores = np.array([[[0.1, 0.9, 0.0], [0.2, 0.5, 0.95], [0.1, 0.25, 0.0], [0.0, 0.6, 0.0]]], np.float32)
+    det = _ssd_decoded_post({"boxes": boxes, "scores": scores}, (), (100, 100), 1, 0.3, 0.5)
+    np.testing.assert_allclose(det.scores, [0.9, 0.6, 0.5])  # class 1's column only, 0.25 under the threshold
+    np.testing.assert_allclose(det.boxes[0], [0, 0, 30, 50], atol=1e-4)  # clipped into the frame
+    np.testing.assert_allclose(det.boxes[2], [60, 60, 90, 99], atol=1e-4)
+    capped = _bind_ssd_decoded({"mca.nms_iou": "0.6", "mca.max_per_class": "2"})
+    assert len(capped({"boxes": boxes, "scores": scores}, (), (100, 100), 1, 0.3, 0.5)) == 2
+    with pytest.raises(ModelError, match="beyond the model's 3 score columns"):
+        _ssd_decoded_post({"boxes": boxes, "scores": scores}, (), (100, 100), 3, 0.3, 0.5)
+    with pytest.raises(ModelError, match="outputs 'boxes' and 'scores'"):
+        _ssd_decoded_post({"detection_boxes": boxes}, (), (100, 100), 1, 0.3, 0.5)
+    with pytest.raises(ModelError, match="not a number"):
+        _bind_ssd_decoded({"mca.nms_iou": "wide"})
