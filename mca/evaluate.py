@@ -43,7 +43,7 @@ def _heldout(joint_set: str, input_size: int, heatmap_size: int, n: int, seed: i
     js = get_joint_set(joint_set)
     r = SceneRenderer(joint_set, (384, 384), seed=seed, min_people=1, max_people=3, min_height=0.35 * 384,
                       max_height=1.1 * 384)
-    crops, mats, gts, vis = [], [], [], []
+    crops, mats, gts, vis, yaws = [], [], [], [], []
     i = 0
     while len(crops) < n:
         scene = r.render(i)
@@ -56,7 +56,32 @@ def _heldout(joint_set: str, input_size: int, heatmap_size: int, n: int, seed: i
             mats.append(s.frame_to_input)
             gts.append(p.joints)
             vis.append(p.visible)
-    return np.stack(crops), np.stack(mats), np.stack(gts), np.stack(vis)
+            yaws.append(p.yaw)
+    return np.stack(crops), np.stack(mats), np.stack(gts), np.stack(vis), np.asarray(yaws, float)
+
+
+VIEWS = {"front": (0.0, 45.0), "side": (45.0, 135.0), "back": (135.0, 180.01)}  # |body yaw| in degrees
+
+
+def side_swap_by_view(pred: np.ndarray, gt: np.ndarray, vis: np.ndarray, yaw: np.ndarray, norm: np.ndarray,
+                      joint_set: str, min_sep: float = 0.1) -> dict[str, float]:
+    """``side-swap all <view>`` and its pair count for people seen from the front, side and back: where the
+    side errors are (a back view needs the model to turn its left/right around; a side view hides one limb)."""
+    from mca.metrics import side_pair_names, side_swap
+
+    pairs = side_pair_names(joint_set)
+    out: dict[str, float] = {}
+    a = np.abs(((np.asarray(yaw, float) + 180.0) % 360.0) - 180.0)
+    for view, (lo, hi) in VIEWS.items():
+        m = (a >= lo) & (a < hi)
+        if not m.any():
+            continue
+        sw = side_swap(pred[m], gt[m], vis[m], pairs, norm[m], min_sep)
+        n = sum(v["pairs"] for v in sw.values())
+        out[f"side-swap all {view}"] = (float(sum(np.nan_to_num(v["swap"]) * v["pairs"] for v in sw.values()) / n)
+                                        if n else float("nan"))
+        out[f"side pairs {view}"] = float(n)
+    return out
 
 
 def evaluate_synthetic(run: Callable[[np.ndarray], np.ndarray], joint_set: str, input_size: int, heatmap_size: int,
@@ -67,7 +92,7 @@ def evaluate_synthetic(run: Callable[[np.ndarray], np.ndarray], joint_set: str, 
     from mca import heatmaps as H
     from mca.metrics import head_size, label_heatmaps, pck, side_summary, torso_size
 
-    crops, mats, gt, vis = _heldout(joint_set, input_size, heatmap_size, n, seed)
+    crops, mats, gt, vis, yaw = _heldout(joint_set, input_size, heatmap_size, n, seed)
     hms = []
     for i in range(0, len(crops), batch):
         chunk = crops[i:i + batch]
@@ -82,6 +107,7 @@ def evaluate_synthetic(run: Callable[[np.ndarray], np.ndarray], joint_set: str, 
     out["median error px"] = float(np.median(err))
     out |= side_summary(pred, gt, vis, np.concatenate(hms), joint_set, torso_size(gt, joint_set), 0.2,
                         label_heatmaps(gt, vis, mats, input_size, heatmap_size))  # what the total hides
+    out |= side_swap_by_view(pred, gt, vis, yaw, torso_size(gt, joint_set), joint_set)
     return out
 
 

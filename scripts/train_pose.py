@@ -51,7 +51,7 @@ def measure(run, val, joint_set: str, input_size: int, heatmap_size: int, batch:
     from mca import heatmaps as H
     from mca.metrics import label_heatmaps, pck, side_summary, torso_size
 
-    crops, mats, gt, vis = val
+    crops, mats, gt, vis = val[:4]
     hms = np.concatenate([run(crops[i:i + batch]) for i in range(0, len(crops), batch)])
     coords, _ = H.decode_heatmaps(hms)
     to_in = H.heatmap_to_input_matrix((heatmap_size, heatmap_size), (input_size, input_size))

@@ -192,6 +192,7 @@ class Person:
     box: np.ndarray  # (4,) float32 xyxy, tight around the drawn body, clipped to the frame
     track_id: int = 0
     height_px: float = 0.0
+    yaw: float = float("nan")  # body turn in degrees, 0 = facing the camera, +-180 = its back (nan: not rendered so)
 
 
 @dataclass
@@ -638,7 +639,9 @@ class SceneRenderer:
             box = _box(canvas.extent.get(slot), f.pts, f.height, (w, h))
             if box[2] - box[0] < 2 or box[3] - box[1] < 2 or not (canvas.label // 32 == slot).any():
                 continue  # entirely out of frame or hidden
-            people.append(Person(joints, vis, box, f.track_id, f.height))
+            yaw = f.colors.get("yaw")
+            people.append(Person(joints, vis, box, f.track_id, f.height,
+                                 float(np.asarray(yaw).reshape(-1)[0]) if yaw is not None else float("nan")))
         people.sort(key=lambda p: p.track_id)
         img = canvas.image
         if self.effects if effects is None else effects:

@@ -154,6 +154,29 @@ def test_side_summary_reports_what_the_total_hides() -> None:
     assert out["pck@0.2 head_top"] == 1.0 and out["pck@0.2 l_ankle"] < 0.5
 
 
+def test_side_swap_by_view_splits_front_side_and_back() -> None:
+    """People facing the camera (|yaw| < 45), seen side on and from behind are counted apart (yaw wraps at 180)."""
+    from mca.evaluate import side_swap_by_view
+
+    rng = np.random.default_rng(1)
+    gt = rng.uniform(0, 100, (6, 16, 2))
+    pred = gt.copy()
+    yaw = np.array([10.0, -30.0, 90.0, -100.0, 170.0, -175.0])
+    pred[4:, [0, 5, 1, 4]] = gt[4:, [5, 0, 4, 1]]  # the two back views: ankles and knees swapped
+    out = side_swap_by_view(pred, gt, np.ones((6, 16), bool), yaw, np.full(6, 30.0), "mpii16", min_sep=0.0)
+    assert out["side-swap all front"] == 0.0 and out["side-swap all side"] == 0.0
+    assert out["side-swap all back"] == pytest.approx(2 / 6)  # 2 of the 6 pairs per person
+    assert out["side pairs front"] == out["side pairs side"] == out["side pairs back"] == 12.0
+
+
+def test_rendered_people_carry_their_body_yaw() -> None:
+    from mca.data.synthetic import SceneRenderer
+
+    people = [p for i in range(4) for p in SceneRenderer("mpii16", (256, 256), seed=3).render(i).people]
+    yaw = np.array([p.yaw for p in people])
+    assert len(people) and np.isfinite(yaw).all() and (np.abs(yaw) <= 180).all() and len(set(yaw.round(3))) > 1
+
+
 def test_draw_threshold_sweep_on_a_hand_made_case() -> None:
     from mca.metrics import draw_threshold_sweep
 
