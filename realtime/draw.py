@@ -15,10 +15,9 @@ log = logging.getLogger(__name__)
 __all__ = ["Renderer", "track_color", "ATTENTION_MODES", "KPT_THR"]
 
 ATTENTION_MODES = ("holistic", "parts")
-# Joints (and limbs to them) under this confidence are not drawn.  From data: against the teacher the bundled
-# mca_tiny_real was not trained on (BlazePose, held-out real people), "drawn exactly when right" peaks at 0.65
-# (0.796; MoveNet 0.816 there, best 0.817 at 0.60; synthetic best at 0.70): tools/kpt_threshold.py,
-# docs/training/mca_tiny_real_kpt_threshold.json.
+# Joints (and limbs to them) under this confidence are not drawn.  From data (tools/kpt_threshold.py on held-out
+# real people, the bundled stage-5 mca_tiny_real): "drawn exactly when right" is best at 0.65 against MoveNet (0.835)
+# and at 0.70 against BlazePose (0.802; 0.798 at 0.65): docs/training/stage5/kpt_threshold*.json.
 KPT_THR = 0.65
 _OUTLINE = (0, 0, 0)
 
