@@ -22,7 +22,7 @@ metadata, so ``realtime.detectors``' ``ssd_decoded`` family reproduces the graph
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -42,59 +42,48 @@ _CAST = "ToFloat:0"  # uint8 input -> float, the first node
 _BOXES = "Postprocessor/Reshape_2:0"  # decoded boxes (batch, anchors, 4), before NMS
 _SCORES = "Postprocessor/convert_scores:0"  # sigmoid scores (batch, anchors, classes)
 _NMS_IOU = "non_max_suppression/iou_threshold:0"
-_NMS_MAX = "non_max_suppression/NonMaxSuppressionV3"
+
+
+def _graphs(g: Any) -> Iterator[Any]:
+    """``g`` and every subgraph in it (Loop/If/Scan bodies), depth first."""
+    yield g
+    for n in g.node:
+        for a in n.attribute:
+            if a.type == a.GRAPH:
+                yield from _graphs(a.g)
 
 
 def find_tensor(model: Any, suffix: str) -> np.ndarray | None:
     """The value of the first initializer (graph or any subgraph) whose name ends with ``suffix``."""
     from onnx import numpy_helper
 
-    def walk(g: Any) -> np.ndarray | None:
+    for g in _graphs(model.graph):
         for t in g.initializer:
             if t.name.endswith(suffix):
                 return numpy_helper.to_array(t)
-        for n in g.node:
-            for a in n.attribute:
-                if a.type == a.GRAPH:
-                    hit = walk(a.g)
-                    if hit is not None:
-                        return hit
-        return None
-
-    return walk(model.graph)
+    return None
 
 
-def _nms_settings(model: Any) -> tuple[float, int]:
+def _nms_settings(model: Any, default_per_class: int = 100) -> tuple[float, int]:
     """(IoU threshold, detections per class) of the graph's NMS, read from its loop's constants."""
+    from onnx import numpy_helper
+
     iou = find_tensor(model, _NMS_IOU)
     if iou is None:
         raise ModelError("no NMS IoU threshold in the graph: not a TF Object Detection API SSD export")
-    max_per_class = 100
-    from onnx import numpy_helper
-
-    def walk(g: Any) -> int | None:
+    outer = {t.name: t for t in model.graph.initializer}
+    for g in _graphs(model.graph):
+        consts = outer | {t.name: t for t in g.initializer}
         for n in g.node:
-            if n.op_type == "NonMaxSuppression" and len(n.input) > 2:
-                name = n.input[2]
-                for t in list(g.initializer) + list(model.graph.initializer):
-                    if t.name == name:
-                        return int(numpy_helper.to_array(t).reshape(-1)[0])
-                for p in g.node:  # a Cast/Unsqueeze of a constant
-                    if name in p.output and p.op_type in ("Cast", "Unsqueeze", "Identity"):
-                        for t in list(g.initializer) + list(model.graph.initializer):
-                            if t.name == p.input[0]:
-                                return int(numpy_helper.to_array(t).reshape(-1)[0])
-            for a in n.attribute:
-                if a.type == a.GRAPH:
-                    hit = walk(a.g)
-                    if hit is not None:
-                        return hit
-        return None
-
-    found = walk(model.graph)
-    if found is not None:
-        max_per_class = found
-    return float(np.asarray(iou).reshape(-1)[0]), max_per_class
+            if n.op_type != "NonMaxSuppression" or len(n.input) <= 2:
+                continue
+            name = n.input[2]  # max_output_boxes_per_class: a constant, or a Cast/Unsqueeze of one
+            feeder = next((p for p in g.node if name in p.output and p.op_type in ("Cast", "Unsqueeze", "Identity")),
+                          None)
+            t = consts.get(name) or (consts.get(feeder.input[0]) if feeder is not None else None)
+            if t is not None:
+                return float(np.asarray(iou).reshape(-1)[0]), int(numpy_helper.to_array(t).reshape(-1)[0])
+    return float(np.asarray(iou).reshape(-1)[0]), default_per_class
 
 
 def cut_ssd(model: Any, input_size: int = 300) -> dict[str, str]:
