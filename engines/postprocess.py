@@ -152,7 +152,7 @@ def with_ssd_candidates(model: Any, person_class: int = 1, k: int = 300) -> Any:
                 n.output[i] = renamed[o] = f"post/all_{o}"
     for n in m.graph.node:  # a reader of an output inside the graph (none in a cut SSD, but keep it right)
         for i, name in enumerate(n.input):
-            if name in ("boxes", "scores") and not name.startswith("post/"):
+            if name in ("boxes", "scores"):
                 n.input[i] = f"post/all_{name}"
     shape = _output_shape(m, "scores")
     anchors, classes = shape[1], shape[2]
