@@ -250,11 +250,11 @@ class PersonDetector:
         self.post = fam.bind(backend.metadata) if fam.bind else fam.post  # (outputs, ctx, wh, class, conf, iou)
         try:
             self.person_class = int(backend.metadata.get("mca.person_class", fam.person_class))
-            size = backend.metadata.get("mca.input_size")
+            size: str | int | None = backend.metadata.get("mca.input_size")
             if size is None:
                 shape = backend.input.shape
                 dims = [d for d in ((shape[2], shape[3]) if self.family == "yolo" else shape[1:3]) if d]
-                size = dims[0] if dims else fam.default_size
+                size = int(dims[0]) if dims else fam.default_size
             self.input_size = int(size)
         except (TypeError, ValueError, IndexError) as e:
             raise ModelError(f"{backend.path}: unusable detector metadata ({e})") from None
