@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["graph_maps", "static_shape", "constant", "used_names", "drop_unused", "prune_outputs"]
+__all__ = ["graph_maps", "static_shape", "constant", "used_names", "drop_unused", "keep_needed", "prune_outputs"]
 
 
 def graph_maps(model: Any) -> tuple[dict[str, Any], dict[str, list[Any]]]:
@@ -77,6 +77,26 @@ def drop_unused(model: Any) -> None:
         model.graph.initializer.remove(t)
 
 
+def keep_needed(graph: Any, known: set[str] | frozenset[str] = frozenset()) -> int:
+    """Keep, in place, only the nodes ``graph``'s outputs need (a node whose outputs are all in ``known``, values
+    already given as initializers, is not needed) and the initializers still read; returns the nodes removed."""
+    need = {o.name for o in graph.output}
+    alive = []
+    for n in reversed(list(graph.node)):
+        if any(o in need for o in n.output) and not all(o in known for o in n.output):
+            alive.append(n)
+            need |= node_reads(n)
+    removed = len(graph.node) - len(alive)
+    if removed:
+        alive.reverse()
+        del graph.node[:]
+        graph.node.extend(alive)
+    used = used_names(graph)
+    for t in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(t)
+    return removed
+
+
 def prune_outputs(model: Any, keep: list[str] | tuple[str, ...]) -> int:
     """Keep only the graph outputs ``keep`` and the nodes they need, in place; returns the nodes removed.
 
@@ -91,20 +111,8 @@ def prune_outputs(model: Any, keep: list[str] | tuple[str, ...]) -> int:
     outs = [o for o in model.graph.output if o.name in keep]
     del model.graph.output[:]
     model.graph.output.extend(outs)
-    need = set(keep)
-    alive = []
-    for n in reversed(list(model.graph.node)):
-        if any(o in need for o in n.output):
-            alive.append(n)
-            need |= node_reads(n)
-    removed = len(model.graph.node) - len(alive)
-    if removed:
-        alive.reverse()
-        del model.graph.node[:]
-        model.graph.node.extend(alive)
+    removed = keep_needed(model.graph)
     used = used_names(model.graph)
-    for t in [t for t in model.graph.initializer if t.name not in used]:
-        model.graph.initializer.remove(t)
     kept = [v for v in model.graph.value_info if v.name in used]
     del model.graph.value_info[:]
     model.graph.value_info.extend(kept)

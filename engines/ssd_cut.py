@@ -28,7 +28,7 @@ import numpy as np
 
 from engines.base import ModelError
 from engines.detector_meta import set_metadata
-from engines.graph import node_reads, used_names
+from engines.graph import keep_needed
 
 log = logging.getLogger(__name__)
 
@@ -118,21 +118,9 @@ def cut_ssd(model: Any, input_size: int = 300) -> dict[str, str]:
     del g.output[:]
     g.output.append(helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, None, 4]))
     g.output.append(helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, None, None]))
-    need = {"boxes", "scores"}
-    alive = []
-    for n in reversed(list(g.node)):
-        if any(o in need for o in n.output):
-            alive.append(n)
-            need |= node_reads(n)
-    if any(n.op_type == "Loop" for n in alive):
+    removed = keep_needed(g)
+    if any(n.op_type == "Loop" for n in g.node):
         raise ModelError("the decoded boxes still depend on a Loop: an SSD export this cut does not know")
-    removed = len(g.node) - len(alive)
-    alive.reverse()
-    del g.node[:]
-    g.node.extend(alive)
-    used = used_names(g)
-    for t in [t for t in g.initializer if t.name not in used]:
-        g.initializer.remove(t)
     del g.value_info[:]
     folded = fold_shape_arithmetic(model)
     _static_outputs(model)
@@ -185,18 +173,7 @@ def fold_shape_arithmetic(model: Any) -> int:
     values = dict(zip(frontier, sess.run(frontier, feeds)))
     for name, v in values.items():
         g.initializer.append(numpy_helper.from_array(np.asarray(v), name))
-    need = {o.name for o in g.output}
-    alive = []
-    for n in reversed(list(g.node)):
-        if any(o in need for o in n.output) and not all(o in values for o in n.output):
-            alive.append(n)
-            need |= node_reads(n)
-    alive.reverse()
-    del g.node[:]
-    g.node.extend(alive)
-    used = used_names(g)
-    for t in [t for t in g.initializer if t.name not in used]:
-        g.initializer.remove(t)
+    keep_needed(g, set(values))
     return len(values)
 
 
