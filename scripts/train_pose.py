@@ -60,6 +60,10 @@ def measure(run, val, joint_set: str, input_size: int, heatmap_size: int, batch:
     out = {"pck@0.2": pck(pred, gt, vis, norm, 0.2).total}
     out |= side_summary(pred, gt, vis, hms, joint_set, norm, 0.2, label_heatmaps(gt, vis, mats, input_size,
                                                                                    heatmap_size))
+    if len(val) > 4:  # body turns recorded: the side-view swaps, where the remaining side errors are
+        from mca.evaluate import side_swap_by_view
+
+        out |= side_swap_by_view(pred, gt, vis, val[4], norm, joint_set)
     return out
 
 
@@ -69,6 +73,16 @@ def _source_arg(s: str) -> tuple[Path, float]:
         return Path(path), float(w)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected DIR or DIR:WEIGHT, got {s!r}") from None
+
+
+def _share(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        v = -1.0
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {s!r}")
+    return v
 
 
 def _override(s: str) -> tuple[str, object]:
@@ -117,7 +131,8 @@ def build_sources(args: argparse.Namespace, cfg, n: int):  # noqa: ANN001, ANN20
 
     sources, weights, names = [], [], []
     if args.synthetic > 0:
-        sources.append(SyntheticPoseDataset(cfg.joint_set, cfg.input_size, cfg.heatmap_size, n, seed=args.seed))
+        sources.append(SyntheticPoseDataset(cfg.joint_set, cfg.input_size, cfg.heatmap_size, n, seed=args.seed,
+                                            side_share=args.side_views))
         weights.append(args.synthetic)
         names.append("synthetic")
     for folder, w in args.pseudo or []:
@@ -161,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr-floor", type=float, default=0.03, help="final learning rate as a fraction of --lr")
     p.add_argument("--warmup", type=int, default=100, help="linear warm-up iterations")
     p.add_argument("--synthetic", type=float, default=1.0, help="weight of fresh synthetic people (0: none)")
+    p.add_argument("--side-views", type=_share, default=0.0, metavar="SHARE",
+                   help="share of synthetic people turned to a side view (45-135 degrees), on top of those the uniform "
+                        "body turn gives: where left/right is hardest (0: the held-out distribution)")
     p.add_argument("--pseudo", type=_source_arg, action="append", help="tools/pseudo_label.py folder[:weight]")
     p.add_argument("--pseudo-teacher", default=None,
                    help="whose labels to train on (movenet_thunder, blazepose_heavy; default: the file's first)")
@@ -218,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     log_path = args.out / "log.csv"
-    cols = ["step", "lr", "loss", "pck@0.2", "side-swap all", "side-collapse all", "lr-corr ankle", "lr-corr knee",
-            "lr-corr hip", "lr-corr wrist", "minutes"]
+    cols = ["step", "lr", "loss", "pck@0.2", "side-swap all", "side-swap all side", "side-collapse all",
+            "lr-corr ankle", "lr-corr knee", "lr-corr hip", "lr-corr wrist", "minutes"]
     new = not log_path.exists() or not args.resume
     f = log_path.open("w" if new else "a", newline="")
     writer = csv.writer(f)
@@ -248,12 +266,12 @@ def main(argv: list[str] | None = None) -> int:
             model.train()
             mins = (time.time() - t0) / 60
             row = [step, f"{args.lr * fac:.2e}", f"{np.mean(losses):.6f}"] + \
-                  [f"{m[c]:.4f}" for c in cols[3:-1]] + [f"{mins:.1f}"]
+                  [f"{m.get(c, float('nan')):.4f}" for c in cols[3:-1]] + [f"{mins:.1f}"]
             writer.writerow(row)
             f.flush()
-            log.info("step %d (%.0f%%): loss %.5f, val PCK@0.2 %.3f, swap %.3f, collapse %.3f, L/R corr ankle %.2f "
+            log.info("step %d (%.0f%%): loss %.5f, val PCK@0.2 %.3f, swap %.3f (side views %.3f), collapse %.3f, L/R corr ankle %.2f "
                      "knee %.2f (%.1f min)", step, 100 * progress, np.mean(losses), m["pck@0.2"],
-                     m["side-swap all"], m["side-collapse all"], m["lr-corr ankle"], m["lr-corr knee"], mins)
+                     m["side-swap all"], m.get("side-swap all side", float("nan")), m["side-collapse all"], m["lr-corr ankle"], m["lr-corr knee"], mins)
             losses = []
             extra = {"elapsed": time.time() - t0, "best": max(best, m["pck@0.2"]), "sources": data.names,
                      "weights": data.p.tolist(), "command": " ".join(sys.argv)}

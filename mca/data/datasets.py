@@ -33,14 +33,15 @@ class SyntheticPoseDataset(Dataset):
     """
 
     def __init__(self, joint_set: str, input_size: int, heatmap_size: int, length: int, seed: int = 0,
-                 train: bool = True, scene_size: int = 384, augment: AugmentConfig = AugmentConfig()) -> None:
+                 train: bool = True, scene_size: int = 384, augment: AugmentConfig = AugmentConfig(),
+                 side_share: float = 0.0) -> None:
         from mca.data.synthetic import SceneRenderer
 
         self.js = get_joint_set(joint_set)
         self.spec = _Spec(input_size, heatmap_size)
         self.length, self.seed, self.train, self.augment = length, seed, train, augment
         self.renderer = SceneRenderer(joint_set, (scene_size, scene_size), seed=seed, min_people=1, max_people=3,
-                                      min_height=0.35 * scene_size, max_height=1.1 * scene_size)
+                                      min_height=0.35 * scene_size, max_height=1.1 * scene_size, side_share=side_share)
 
     def __len__(self) -> int:
         return self.length

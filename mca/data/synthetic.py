@@ -591,7 +591,7 @@ class SceneRenderer:
     def __init__(self, joint_set: str = "mpii16", size: tuple[int, int] = (640, 480), seed: int = 0,
                  min_people: int = 0, max_people: int = 6, min_height: float | None = None,
                  max_height: float | None = None,
-                 distractors: tuple[int, int] = (0, 5), effects: bool = True) -> None:
+                 distractors: tuple[int, int] = (0, 5), effects: bool = True, side_share: float = 0.0) -> None:
         self.joint_set: JointSet = get_joint_set(joint_set)
         self.names = _SET_MAP[self.joint_set.name]
         self.size = (int(size[0]), int(size[1]))
@@ -605,7 +605,21 @@ class SceneRenderer:
         self.min_height = float(min_height) if min_height is not None else min(60.0, self.max_height)
         if not 0 < self.min_height <= self.max_height:
             raise ValueError("need 0 < min_height <= max_height")
-        self.distractors, self.effects = distractors, effects
+        if not 0.0 <= side_share <= 1.0:
+            raise ValueError(f"side_share must be in [0, 1], got {side_share}")
+        self.distractors, self.effects, self.side_share = distractors, effects, float(side_share)
+
+    def _side_view(self, pose: Pose, index: int, k: int) -> None:
+        """With probability ``side_share``, turn person ``k`` into a side view (45-135 degrees either way).
+
+        Side views are where left and right are hardest to tell (one limb hides the other; issue 16): a training
+        set may ask for more of them.  A separate random stream decides, so with ``side_share=0`` every scene is
+        exactly what it was (the held-out test scenes included)."""
+        if self.side_share <= 0.0:
+            return
+        r = np.random.default_rng([self.seed, int(index), k, 11])
+        if r.random() < self.side_share:
+            pose.yaw = float(r.uniform(45.0, 135.0) * (1 if r.random() < 0.5 else -1))
 
     def render(self, index: int) -> Scene:
         rng = np.random.default_rng([self.seed, int(index), 7])
@@ -616,6 +630,7 @@ class SceneRenderer:
         for k in range(n):
             height = float(np.exp(rng.uniform(np.log(self.min_height), np.log(self.max_height))))
             pose, build = random_pose(rng), random_build(rng)
+            self._side_view(pose, index, k)
             foot = (float(rng.uniform(-0.1 * w, 1.1 * w)), float(rng.uniform(0.5 * h, h + 0.25 * height)))
             pts = place(pose, build, foot, height)
             look = _look(rng)

@@ -84,3 +84,21 @@ def test_init_with_a_larger_input_size_starts_and_a_shape_change_is_a_user_error
     rc = tp.main(["--init", str(ck), "--set", "input_size=192", "--synthetic", "0", "--out", str(tmp_path / "ok"),
                   "--iters", "1"])
     assert rc == 2 and "no training source" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("share", ["-0.1", "1.5", "half"])
+def test_side_views_share_outside_0_1_is_a_user_error(tp, tmp_path, capsys, share) -> None:
+    with pytest.raises(SystemExit) as e:
+        tp.main(["--side-views", share, "--out", str(tmp_path / "out"), "--iters", "1"])
+    assert e.value.code == 2 and "share between 0 and 1" in capsys.readouterr().err
+
+
+def test_side_views_reach_the_synthetic_renderer(tp, tmp_path) -> None:
+    import argparse
+
+    import mca
+
+    cfg = mca.get_config("mca_tiny")
+    args = argparse.Namespace(synthetic=1.0, side_views=0.75, seed=0, pseudo=None, anny=None, pseudo_teacher=None)
+    data = tp.build_sources(args, cfg, 8)
+    assert data.sources[0].renderer.side_share == 0.75

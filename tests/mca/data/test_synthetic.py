@@ -433,3 +433,45 @@ def test_a_720p_demo_video_is_labelled_like_a_small_one() -> None:
     assert seen == set(range(4)), "every actor appears"
     assert np.array_equal(frames[0].image, next(iter(v.frames(1))).image)
     assert not np.array_equal(frames[0].image, frames[1].image)
+
+
+# ----------------------------------------------------------------------------- side views on request
+def _abs_yaws(r: S.SceneRenderer, n: int) -> np.ndarray:
+    return np.array([abs(((p.yaw + 180) % 360) - 180) for i in range(n) for p in r.render(i).people])
+
+
+def test_side_share_zero_leaves_every_scene_as_it_was() -> None:
+    """The held-out test scenes are rendered with the default: asking for side views in training must not move them."""
+    kw = dict(joint_set="mpii16", size=(160, 160), seed=2000, min_people=1, max_people=3)
+    for i in range(4):
+        a, b = S.SceneRenderer(**kw).render(i), S.SceneRenderer(**kw, side_share=0.0).render(i)
+        assert np.array_equal(a.image, b.image)
+        assert [p.yaw for p in a.people] == [p.yaw for p in b.people]
+
+
+def test_side_share_one_turns_every_person_to_a_side_view_and_labels_follow() -> None:
+    kw = dict(joint_set="mpii16", size=(160, 160), seed=3, min_people=1, max_people=3)
+    base, side = _abs_yaws(S.SceneRenderer(**kw), 40), _abs_yaws(S.SceneRenderer(**kw, side_share=1.0), 40)
+    assert ((side >= 45) & (side <= 135)).all()
+    assert not ((base >= 45) & (base <= 135)).all()  # the default draws every turn
+    # a side view is narrow: the shoulders' horizontal spread shrinks against the same scenes' default turns
+    r0, r1 = S.SceneRenderer(**kw), S.SceneRenderer(**kw, side_share=1.0)
+    ls, rs = S._SET_MAP["mpii16"].index("l_shoulder"), S._SET_MAP["mpii16"].index("r_shoulder")
+
+    def spread(r):
+        return np.median([abs(p.joints[ls, 0] - p.joints[rs, 0]) / p.height_px for i in range(40) for p in r.render(i).people])
+
+    assert spread(r1) < 0.6 * spread(r0)
+
+
+def test_side_share_half_turns_about_half() -> None:
+    r = S.SceneRenderer("mpii16", (160, 160), seed=5, min_people=1, max_people=3, side_share=0.5)
+    a = _abs_yaws(r, 120)
+    frac = ((a >= 45) & (a <= 135)).mean()
+    assert 0.6 < frac < 0.9  # half turned, plus the default's own half of side views of the rest
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.01])
+def test_bad_side_share_is_a_clear_error(share) -> None:
+    with pytest.raises(ValueError, match="side_share"):
+        S.SceneRenderer(side_share=share)
