@@ -16,8 +16,8 @@ __all__ = ["Renderer", "track_color", "ATTENTION_MODES", "KPT_THR"]
 
 ATTENTION_MODES = ("holistic", "parts")
 # Joints (and limbs to them) under this confidence are not drawn.  From data (tools/kpt_threshold.py on held-out
-# real people, the bundled stage-5 mca_tiny_real): "drawn exactly when right" is best at 0.65 against MoveNet (0.835)
-# and at 0.70 against BlazePose (0.802; 0.798 at 0.65): docs/training/stage5/kpt_threshold*.json.
+# real people, the bundled stage-6 mca_tiny_real): "drawn exactly when right" is best at 0.65 against MoveNet (0.836)
+# and at 0.70 against BlazePose (0.804; 0.795 at 0.65): docs/training/stage6/kpt_threshold*.json.
 KPT_THR = 0.65
 _OUTLINE = (0, 0, 0)
 

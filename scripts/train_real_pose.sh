@@ -7,7 +7,7 @@
 #   5. stage 3: synthetic 0.3 + MoveNet-labelled real crops 0.5 + rendered mesh people (anny) 0.2, time-aware cosine;
 #   6. stage 4: longer, on a quiet machine, from stage 3's weights (or from the bundled ONNX: tools/onnx_to_checkpoint.py);
 #      the real crops' labels are flip-checked (tools/pseudo_label.py --flip-check, the default);
-#   7. stage 5: longer still, from stage 4's weights;
+#   7. stage 5: longer still, from stage 4's weights; stage 6: more side views (--side-views 0.5), from stage 5's;
 #   8. export (deploy graph, attention outputs, metadata) and the numbers the README reports.
 # Runs on 2 CPU cores (about 2 h plus the mesh cache here; stage 1 another 2.5 h if rebuilt); every stage writes under runs/ (git-ignored).
 # Set SKIP_TEACHERS=1 when peers/ and .venv-mp already exist.
@@ -40,5 +40,10 @@ $PY scripts/train_pose.py --init runs/tiny_sides_anny/last.pt --synthetic 0.35 -
 $PY scripts/train_pose.py --init runs/stage4_flip/last.pt --synthetic 0.35 --pseudo data/pseudo:0.45 \
     --pseudo-teacher movenet_thunder --anny data/anny-pose:0.2 --lr 1e-4 --warmup 50 --iters 3600 --minutes 62 \
     --eval-every 600 --val-num 256 --out runs/stage5_128
-$PY -m engines.export -c runs/stage5_128/last.pt --attention -o realtime/models/pose_mca_tiny_real.onnx
+# stage 6 (2026-12-05): 3,600 more iterations with half the synthetic people turned side on (--side-views 0.5; a
+# twin at 1.0 beside it), 55-minute budget, validation 512 people; candidate = lower final validation side-swap
+$PY scripts/train_pose.py --init runs/stage5_128/last.pt --synthetic 0.35 --pseudo data/pseudo:0.45 \
+    --pseudo-teacher movenet_thunder --anny data/anny-pose:0.2 --side-views 0.5 --lr 1e-4 --warmup 50 --iters 3600 \
+    --minutes 55 --eval-every 500 --val-num 512 --out runs/stage6_sideA
+$PY -m engines.export -c runs/stage6_sideA/last.pt --attention -o realtime/models/pose_mca_tiny_real.onnx
 scripts/eval_real_pose.sh realtime/models/pose_mca_tiny_real.onnx runs/eval_tiny_real --int8
