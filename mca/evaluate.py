@@ -27,6 +27,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from mca.data.synthetic import SIDE_VIEW
+
 log = logging.getLogger(__name__)
 
 __all__ = ["evaluate_synthetic", "main"]
@@ -60,7 +62,7 @@ def _heldout(joint_set: str, input_size: int, heatmap_size: int, n: int, seed: i
     return np.stack(crops), np.stack(mats), np.stack(gts), np.stack(vis), np.asarray(yaws, float)
 
 
-VIEWS = {"front": (0.0, 45.0), "side": (45.0, 135.0), "back": (135.0, 180.01)}  # |body yaw| in degrees
+VIEWS = {"front": (0.0, SIDE_VIEW[0]), "side": SIDE_VIEW, "back": (SIDE_VIEW[1], 180.01)}  # |body yaw| in degrees
 
 
 def side_swap_by_view(pred: np.ndarray, gt: np.ndarray, vis: np.ndarray, yaw: np.ndarray, norm: np.ndarray,

@@ -585,6 +585,9 @@ def _finish(img: np.ndarray, rng: np.random.Generator, strength: float = 1.0) ->
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+SIDE_VIEW = (45.0, 135.0)  # |body yaw| in degrees of a person seen side on (mca.evaluate's "side" view)
+
+
 class SceneRenderer:
     """Seeded still scenes of 0..N people; ``render(i)`` is deterministic in (seed, i)."""
 
@@ -619,7 +622,7 @@ class SceneRenderer:
             return
         r = np.random.default_rng([self.seed, int(index), k, 11])
         if r.random() < self.side_share:
-            pose.yaw = float(r.uniform(45.0, 135.0) * (1 if r.random() < 0.5 else -1))
+            pose.yaw = float(r.uniform(*SIDE_VIEW) * (1 if r.random() < 0.5 else -1))
 
     def render(self, index: int) -> Scene:
         rng = np.random.default_rng([self.seed, int(index), 7])

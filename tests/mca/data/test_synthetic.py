@@ -452,8 +452,10 @@ def test_side_share_zero_leaves_every_scene_as_it_was() -> None:
 def test_side_share_one_turns_every_person_to_a_side_view_and_labels_follow() -> None:
     kw = dict(joint_set="mpii16", size=(160, 160), seed=3, min_people=1, max_people=3)
     base, side = _abs_yaws(S.SceneRenderer(**kw), 40), _abs_yaws(S.SceneRenderer(**kw, side_share=1.0), 40)
-    assert ((side >= 45) & (side <= 135)).all()
-    assert not ((base >= 45) & (base <= 135)).all()  # the default draws every turn
+    lo, hi = S.SIDE_VIEW
+    assert (lo, hi) == (45.0, 135.0)
+    assert ((side >= lo) & (side <= hi)).all()
+    assert not ((base >= lo) & (base <= hi)).all()  # the default draws every turn
     # a side view is narrow: the shoulders' horizontal spread shrinks against the same scenes' default turns
     r0, r1 = S.SceneRenderer(**kw), S.SceneRenderer(**kw, side_share=1.0)
     ls, rs = S._SET_MAP["mpii16"].index("l_shoulder"), S._SET_MAP["mpii16"].index("r_shoulder")
