@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from realtime.detectors import PersonDetector
 from realtime.draw import KPT_THR, Renderer
 from realtime.pose import Cropper, PoseEstimator
 from realtime.sources import VideoSource
 from realtime.summary import DEMO_MIN_VISIBLE, LATENCY_WINDOW, StageTimer, Summary, score_demo
-from realtime.tracking import Smoother, Tracker, boxes_from_keypoints
+from realtime.tracking import Deferred, Smoother, Tracker, boxes_from_keypoints
 from realtime.types import Detections, Frame, Poses
 from realtime.writer import WriterStage
 
@@ -62,6 +64,9 @@ class PipelineConfig:
     # (mean joint score >= 0.5, Tracker.verify_keypoints): "auto" takes the detector family's (SSD 0.2, YOLO none),
     # None keeps none. Needs track_low_score at or under it (the detector must report those boxes).
     verify_conf: float | str | None = "auto"
+    # Low-score boxes (under the verify band) that no track seen last frame can take are left out of the output
+    # whatever their pose, so they are not posed (Tracker.reachable); False poses every box.
+    skip_unreachable: bool = True
     encoder: str = "libx264"  # the MP4's H.264 encoder: libx264, or h264_nvenc where PyAV's FFmpeg has NVENC
 
 
@@ -79,6 +84,32 @@ def parse_verify_conf(text: str | None) -> float | str | None:
     if not 0 < v < 1:
         raise ValueError(f"--verify-conf must be 'off' or between 0 and 1, got {text}")
     return v
+
+
+def _with_unposed(posed: Poses, det: Detections, need: np.ndarray, cropper: Cropper) -> Poses:
+    """``posed`` (the boxes ``need`` marks) widened back to every box of ``det``, in order; a box not posed has
+    no confident joint (the tracker still sees its box: it counts in who overlaps whom)."""
+    n, k = len(det), posed.keypoints.shape[1]
+    idx = np.nonzero(need)[0]
+    kps = np.zeros((n, k, 2), np.float32)
+    kps[:] = ((det.boxes[:, :2] + det.boxes[:, 2:]) / 2)[:, None]
+    kps[idx] = posed.keypoints
+    scores = np.zeros((n, k), np.float32)
+    scores[idx] = posed.scores
+
+    def widen(maps: np.ndarray | None) -> np.ndarray | None:
+        if maps is None:
+            return None
+        out = np.zeros((n,) + maps.shape[1:], maps.dtype)
+        out[idx] = maps
+        return out
+
+    transforms = None
+    if posed.transforms is not None:
+        own = dict(zip(idx.tolist(), posed.transforms))
+        transforms = [own[i] if i in own else cropper.transform(det.boxes[i]) for i in range(n)]
+    return Poses(kps, scores, det.boxes.copy(), det.scores.copy(), attention=widen(posed.attention),
+                 part_attention=widen(posed.part_attention), transforms=transforms)
 
 
 class _Abandoned(Exception):
@@ -197,6 +228,8 @@ class Pipeline:
         self.timer = StageTimer()
         self.errors: list[BaseException] = []
         self.detector_runs = 0
+        self.boxes_seen = self.boxes_posed = 0  # boxes the pose stage got, and how many of them it posed
+        self._posing_s = 0.0  # seconds of _estimate in the frame in hand
         self._frames_seen = 0
         self._detect_now: Callable[[Frame], Detections] = self._timed_detect  # run(): via the detector thread
         self._gate = threading.Lock()  # the reader admits a frame and the detector closes reading under it
@@ -251,24 +284,57 @@ class Pipeline:
                 det = boxes_from_keypoints(previous, frame.size)
         self._frames_seen += 1
         det = det.top(self.cfg.max_persons)
-        t1 = t()
-        estimate_frame = getattr(self.pose, "estimate_frame", None)
-        if estimate_frame is not None:  # the graph chain (realtime.chain): crop and pose in one device pass
-            t2 = t()
-            poses = estimate_frame(frame.image, det)
+        self._posing_s = 0.0
+        deferred = self._deferred(frame, det)
+        if deferred is None:
+            poses = self._estimate(frame.image, det)
         else:
-            crops = self.cropper.crop(frame.image, det)
-            t2 = t()
-            poses = self.pose.estimate(crops)
+            now = np.ones(len(det), bool)
+            now[deferred.index] = False
+            poses = _with_unposed(self._estimate(frame.image, Detections(det.boxes[now], det.scores[now])), det,
+                                  now, self.cropper)
         t3 = t()
+        posing = self._posing_s
         poses = self.tracker.update(poses, high_score=self.track_high, image=frame.image,
-                                    verify_score=self.verify_conf)
+                                    verify_score=self.verify_conf, deferred=deferred)
         if self.smoother is not None:
             poses = self.smoother.smooth(poses, frame.timestamp)
-        t4 = t()
-        for name, dt in (("crop", t2 - t1), ("pose", t3 - t2), ("track", t4 - t3)):
-            self.timer.add(name, dt)
+        self.boxes_seen += len(det)
+        self.timer.add("track", t() - t3 - (self._posing_s - posing))  # less the deferred boxes posed inside
         return poses
+
+    def _estimate(self, image: np.ndarray, det: Detections) -> Poses:
+        """Crop and pose the people ``det`` boxes (timed as the crop and pose stages)."""
+        t0 = time.perf_counter()
+        estimate_frame = getattr(self.pose, "estimate_frame", None)
+        if estimate_frame is not None:  # the graph chain (realtime.chain): crop and pose in one device pass
+            t1 = t0
+            poses = estimate_frame(image, det)
+        else:
+            crops = self.cropper.crop(image, det)
+            t1 = time.perf_counter()
+            poses = self.pose.estimate(crops)
+        t2 = time.perf_counter()
+        self.timer.add("crop", t1 - t0)
+        self.timer.add("pose", t2 - t1)
+        self._posing_s += t2 - t0
+        self.boxes_posed += len(det)
+        return poses
+
+    def _deferred(self, frame: Frame, det: Detections) -> Deferred | None:
+        """The boxes whose posing waits for the tracker (None: pose all now): those under the band whose pose is
+        judged (the verify band, else the detector's own threshold) are kept only if a track takes them."""
+        floor = self.verify_conf if self.verify_conf is not None else self.track_high
+        if not self.cfg.skip_unreachable or floor is None or not len(det):
+            return None
+        low = np.nonzero(det.scores < floor)[0]
+        if not len(low):
+            return None
+
+        def pose(rows: np.ndarray) -> Poses:
+            return self._estimate(frame.image, Detections(det.boxes[rows], det.scores[rows]))
+
+        return Deferred(low, self.cropper.regions(det.boxes[low]), pose)
 
     # -- threads --------------------------------------------------------------------------
     def _admit(self, frame: Frame, q_in: queue.Queue, summary: Summary, live: bool) -> bool:

@@ -94,6 +94,24 @@ class Cropper:
         self.heatmap_wh = (heatmap_size, heatmap_size)
         self.padding = padding
 
+    def transform(self, box: np.ndarray) -> H.CropTransform:
+        """The crop geometry of one box."""
+        b = np.asarray(box, np.float64).copy()
+        # a degenerate box (a detector's zero-width sliver) is grown to one pixel
+        b[2], b[3] = max(b[2], b[0] + 1.0), max(b[3], b[1] + 1.0)
+        return H.CropTransform.from_box(b, self.input_wh, self.heatmap_wh, self.padding)
+
+    def regions(self, boxes: np.ndarray) -> np.ndarray:
+        """(N, 4) xyxy: the part of the frame each box's crop covers, where its keypoints can land (the heatmap's
+        extent, half a heatmap pixel beyond its centres)."""
+        hw, hh = self.heatmap_wh
+        corners = np.array([[-0.5, -0.5], [hw - 0.5, -0.5], [-0.5, hh - 0.5], [hw - 0.5, hh - 0.5]])
+        out = np.zeros((len(boxes), 4))
+        for i, box in enumerate(np.asarray(boxes).reshape(-1, 4)):
+            xy = H.apply_affine(self.transform(box).heatmap_to_frame[None], corners[None])[0]
+            out[i] = [*xy.min(0), *xy.max(0)]
+        return out
+
     def crop(self, image: np.ndarray, detections: Detections) -> Crops:
         """The batch (N, S, S, 3) uint8 BGR of every detected person, with each crop's transform."""
         n = len(detections)
@@ -101,10 +119,7 @@ class Cropper:
         out = np.empty((n, s, s, 3), np.uint8)
         tfs = []
         for i, box in enumerate(detections.boxes):
-            b = box.astype(np.float64)
-            # a degenerate box (a detector's zero-width sliver) is grown to one pixel
-            b[2], b[3] = max(b[2], b[0] + 1.0), max(b[3], b[1] + 1.0)
-            t = H.CropTransform.from_box(b, self.input_wh, self.heatmap_wh, self.padding)
+            t = self.transform(box)
             out[i] = H.warp_crop(image, t)
             tfs.append(t)
         return Crops(out, tfs, detections)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -42,8 +43,11 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a + area_b - inter, 1e-9)
 
 
+_KAPPA = 0.1  # keypoint_similarity's spread, a fraction of the person's size
+
+
 def keypoint_similarity(a: np.ndarray, a_ok: np.ndarray, b: np.ndarray, b_ok: np.ndarray,
-                        scale: np.ndarray, kappa: float = 0.1, min_joints: int = 3) -> np.ndarray:
+                        scale: np.ndarray, kappa: float = _KAPPA, min_joints: int = 3) -> np.ndarray:
     """OKS-style similarity of poses ``a`` (Na, K, 2) and ``b`` (Nb, K, 2): (Na, Nb) in [0, 1].
 
     Mean over the joints confident in both of ``exp(-d^2 / (2 (kappa * scale)^2))``,
@@ -102,6 +106,18 @@ class _Track:
         self.keypoints, self.keypoint_ok = keypoints.astype(np.float64), ok.copy()
         self.anchor = self.kalman.x[:2].copy()
         self.hits, self.missed = self.hits + 1, 0
+
+
+@dataclass
+class Deferred:
+    """Boxes handed to :meth:`Tracker.update` before they are posed: low-score boxes (under the band whose poses
+    are judged) are kept only when the second pass gives them to a track, so only those a track left over by the
+    first pass can reach are posed (on ``vtest.avi`` most of SSDLite's boxes from 0.1 are second boxes on people
+    the first pass already took, or the railing)."""
+
+    index: np.ndarray  # rows of the poses not posed yet (no confident joint)
+    regions: np.ndarray  # (len(index), 4) xyxy: where each one's keypoints can land (its crop's extent)
+    pose: Callable[[np.ndarray], Poses]  # the poses of the rows asked for, in that order
 
 
 def _greedy(sim: np.ndarray) -> list[tuple[int, int]]:
@@ -273,9 +289,59 @@ class Tracker:
                 drop[order[n + 1:][oks[a, order[n + 1:]] >= self.duplicate_oks]] = True
         return drop
 
+    def _reach(self, tracks: list[_Track], boxes: np.ndarray, regions: np.ndarray) -> np.ndarray:
+        """(N,) bool: which boxes the second pass's gate could let one of ``tracks`` (predicted) take, whatever
+        their poses; ``regions`` (N, 4) xyxy: where each box's keypoints can land (its crop's extent).
+
+        Exact bounds of the gate: the box IoU (>= ``low_iou_threshold``), or the OKS-style similarity, which is
+        at most its best joint's term, so a pose whose crop lies farther from every confident predicted joint
+        than that term allows cannot reach ``keypoint_threshold``."""
+        out = np.zeros(len(boxes), bool)
+        if not tracks or not len(boxes):
+            return out
+        out |= (iou_matrix(np.stack([t.box for t in tracks]), boxes) >= self.low_iou_threshold - 1e-9).any(0)
+        if not self.use_keypoints:
+            return out
+        thr = self.keypoint_threshold
+        if thr <= 0:
+            return np.ones(len(boxes), bool)
+        for t in tracks:
+            if not t.keypoint_ok.any():
+                continue
+            b = t.box
+            sigma = _KAPPA * max(math.sqrt(max((b[2] - b[0]) * (b[3] - b[1]), 1.0)), 1.0)
+            reach = (sigma * math.sqrt(2.0 * math.log(1.0 / thr)) if thr < 1 else 0.0) + 1.0
+            kp = t.predicted_keypoints()[t.keypoint_ok]
+            dx = np.maximum(np.maximum(regions[None, :, 0] - kp[:, None, 0], kp[:, None, 0] - regions[None, :, 2]), 0)
+            dy = np.maximum(np.maximum(regions[None, :, 1] - kp[:, None, 1], kp[:, None, 1] - regions[None, :, 3]), 0)
+            out |= (np.hypot(dx, dy) <= reach).any(0)
+        return out
+
+    def _pose_deferred(self, poses: Poses, deferred: Deferred, tracks: list[_Track], drop: np.ndarray) -> np.ndarray:
+        """Pose the deferred boxes the second pass may give to ``tracks``, in place in ``poses``; their rows."""
+        rows = np.asarray(deferred.index, np.int64)
+        cand = ~drop[rows]
+        cand[cand] = self._reach(tracks, np.asarray(poses.boxes, np.float64)[rows[cand]],
+                                 np.asarray(deferred.regions, np.float64).reshape(-1, 4)[cand])
+        ask = np.sort(rows[cand])
+        if not len(ask):
+            return ask
+        got = deferred.pose(ask)
+        if len(got) != len(ask):
+            raise ValueError(f"deferred posing gave {len(got)} poses for {len(ask)} boxes")
+        poses.keypoints[ask], poses.scores[ask] = got.keypoints, got.scores
+        for name in ("attention", "part_attention"):
+            mine, theirs = getattr(poses, name), getattr(got, name)
+            if mine is not None and theirs is not None:
+                mine[ask] = theirs
+        if poses.transforms is not None and got.transforms is not None:
+            for i, tf in zip(ask.tolist(), got.transforms):
+                poses.transforms[i] = tf
+        return ask
+
     # -- the step ---------------------------------------------------------------------------
     def update(self, poses: Poses, high_score: float | None = None, image: np.ndarray | None = None,
-               verify_score: float | None = None) -> Poses:
+               verify_score: float | None = None, deferred: Deferred | None = None) -> Poses:
         """This frame's ``poses`` with ``track_ids`` set (-1: not, or not yet, a track); tracks advance one frame.
 
         ``high_score``: the detector's own threshold, when ``poses`` also holds the
@@ -284,6 +350,8 @@ class Tracker:
         ``verify_score``: boxes from this score up count as confident where their pose is
         (see the class).  People left out of the result: unmatched low-score boxes and
         duplicates; without either, the result is ``poses`` itself, ids set in place.
+        ``deferred``: rows not posed yet, all under the band whose poses are judged; those the second
+        pass may take are posed between the passes (written into ``poses``), the others stay unposed.
         """
         ok = poses.scores >= self.min_score
         drop = self._duplicates(poses, ok)
@@ -302,6 +370,16 @@ class Tracker:
         rest = self._match(confirmed, poses, np.nonzero(high)[0], ok, colours, self.iou_threshold, assign)
         taken = {id(t) for t in assign.values()}
         recent = [t for t in confirmed if t.missed == 0 and id(t) not in taken]
+        if deferred is not None and len(deferred.index):
+            if high[np.asarray(deferred.index, np.int64)].any():
+                raise ValueError("a deferred box must score under the band whose poses are judged")
+            asked = self._pose_deferred(poses, deferred, recent, drop)
+            if len(asked):  # their poses now count: duplicates and clothes
+                ok = poses.scores >= self.min_score
+                drop = self._duplicates(poses, ok)
+                if colours is not None:
+                    colours[asked] = person_colours(image, _subset(poses, np.isin(np.arange(n), asked)),
+                                                    self.min_score)
         self._match(recent, poses, np.nonzero(~high & ~drop)[0], ok, colours, self.low_iou_threshold, assign)
         rest = self._match([t for t in self.tracks if t.id < 0], poses, rest, ok, colours, self.iou_threshold, assign)
         crowded = iou_matrix(boxes, boxes) - np.eye(n) > self.colour_update_iou if n else np.zeros((0, 0), bool)

@@ -48,3 +48,33 @@ def test_real_video_end_to_end_frames_out_equal_frames_in(models, tmp_path) -> N
     assert n == 60 and len(lines) == 60
     people = sum(len(json.loads(ln)["people"]) for ln in lines)
     assert people >= 60, "the pedestrians should be detected in most frames"
+
+
+@pytest.mark.skipif(not VTEST.exists(),
+                    reason="real-video/vtest.avi of the shared data (../shared or $MCA_SHARED) is absent")
+def test_unreachable_low_boxes_are_not_posed_and_nothing_changes() -> None:
+    """The default real-footage pipeline leaves unposed the low-score boxes no left-over track can take: on
+    vtest.avi fewer crops are posed and every frame's people, keypoints and ids are those of posing every box."""
+    import numpy as np
+
+    from realtime.models import load_model, resolve_model
+    from realtime.pipeline import Pipeline, PipelineConfig
+    from realtime.pose import PoseEstimator
+    from realtime.sources import FileSource
+
+    def pipeline(skip: bool) -> Pipeline:
+        det = PersonDetector(load_model(resolve_model("ssdlite", "detector"), backend="ort", threads=1, int8="off"))
+        pose = PoseEstimator(load_model(resolve_model("mca_tiny_real", "pose"), backend="ort", threads=1,
+                                        int8="off", outputs=["heatmaps"]))
+        return Pipeline(det, pose, PipelineConfig(skip_unreachable=skip))
+
+    every, lazy = pipeline(False), pipeline(True)
+    pa = pb = None
+    with FileSource(VTEST, max_frames=40) as src:
+        for frame in src.frames():
+            pa, pb = every.process(frame, pa), lazy.process(frame, pb)
+            assert pb.track_ids.tolist() == pa.track_ids.tolist()
+            np.testing.assert_array_equal(pb.keypoints, pa.keypoints)
+            np.testing.assert_array_equal(pb.scores, pa.scores)
+    assert every.boxes_posed == every.boxes_seen == lazy.boxes_seen
+    assert lazy.boxes_posed < 0.95 * every.boxes_posed

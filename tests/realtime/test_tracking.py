@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from realtime.track_cues import BoxKalman, colour_similarity, person_colours
-from realtime.tracking import (OneEuroFilter, Smoother, Tracker, boxes_from_keypoints, iou_matrix,
+from realtime.tracking import (Deferred, OneEuroFilter, Smoother, Tracker, boxes_from_keypoints, iou_matrix,
                                keypoint_similarity)
 from realtime.types import Detections, Poses
 
@@ -242,6 +242,69 @@ def test_a_low_score_box_keeps_a_track_alive_and_starts_none() -> None:
         np.testing.assert_allclose(out.boxes[0], box(f))
     assert tr.update(_people([(box(81), 0.9)]), high_score=0.25).track_ids.tolist() == [first]
     assert len(tr.tracks) == 1
+
+
+def _deferring(full: Poses, low: float) -> tuple[Poses, Deferred, list[list[int]]]:
+    """``full`` with its boxes under ``low`` not posed yet (no confident joint) and a Deferred that poses them from
+    ``full``; the list records each request."""
+    rows = np.nonzero(full.box_scores < low)[0]
+    part = Poses(full.keypoints.copy(), full.scores.copy(), full.boxes, full.box_scores)
+    part.scores[rows] = 0.0
+    asked: list[list[int]] = []
+
+    def pose(r: np.ndarray) -> Poses:
+        asked.append(r.tolist())
+        return Poses(full.keypoints[r], full.scores[r], full.boxes[r], full.box_scores[r])
+
+    regions = np.asarray(full.boxes[rows], np.float64) + np.array([-10, -10, 10, 10])  # a padded crop
+    return part, Deferred(rows, regions, pose), asked
+
+
+def test_deferred_boxes_are_posed_only_where_a_left_over_track_can_take_them() -> None:
+    """A walks right; a railing far from anyone scores 0.15 on every frame.  While A's own box scores 0.9, the
+    first pass takes A's track, so neither A's second (0.12) box nor the railing is posed; when A's box drops to
+    0.15 (half hidden) that box alone is posed and keeps A's id.  Ids and outputs are those of posing every box."""
+    box = lambda f: [50 + 2 * f, 100, 90 + 2 * f, 200]  # noqa: E731
+    rail = [500, 300, 560, 330]
+    frames = [[(box(0), 0.9)]]
+    frames += [[(box(f), 0.9), ([54 + 2 * f, 105, 94 + 2 * f, 190], 0.12), (rail, 0.15)] for f in range(1, 6)]
+    frames += [[(box(f), 0.15), (rail, 0.15)] for f in range(6, 12)]
+    eager, lazy = Tracker(), Tracker()
+    requests = []
+    for spec in frames:
+        want = eager.update(_people(spec), high_score=0.25)
+        part, deferred, asked = _deferring(_people(spec), 0.25)
+        got = lazy.update(part, high_score=0.25, deferred=deferred)
+        requests.append(asked)
+        assert got.track_ids.tolist() == want.track_ids.tolist()
+        np.testing.assert_array_equal(got.keypoints, want.keypoints)
+    assert requests[:6] == [[]] * 6  # A taken by the first pass: nothing posed late
+    assert requests[6:] == [[[0]]] * 6  # the hidden A's box, not the railing
+    assert got.track_ids.tolist() == [0]
+
+
+def test_deferred_reach_counts_keypoints_as_well_as_box_overlap() -> None:
+    """The second pass also takes a box whose pose is near the track's (OKS), even with little box overlap: such a
+    box is posed; one whose crop is far from every joint of the track is not."""
+    tr = Tracker()
+    kps, b = _person(100, 150, False)
+    tr.update(Poses(kps[None], np.ones((1, 6)), [b], [0.9]), high_score=0.25)
+    _, up = _person(100, 150, True)  # arms up: a much larger box, the same body joints
+    far = [400, 100, 440, 200]
+    full = Poses(np.stack([_person(100, 150, True)[0], _person(420, 150, False)[0]]), np.ones((2, 6)), [up, far],
+                 [0.15, 0.15])
+    assert iou_matrix(np.array([b]), np.array([up]))[0, 0] < 0.5
+    part, deferred, asked = _deferring(full, 0.25)
+    out = tr.update(part, high_score=0.25, deferred=deferred)
+    assert asked == [[0]] and out.track_ids.tolist() == [0]
+
+
+def test_a_deferred_box_must_be_under_the_judged_band() -> None:
+    tr = Tracker()
+    tr.update(_people([([0, 0, 10, 10], 0.9)]))
+    with pytest.raises(ValueError, match="under the band"):
+        tr.update(_people([([0, 0, 10, 10], 0.9)]), high_score=0.25,
+                  deferred=Deferred(np.array([0]), np.array([[0, 0, 10, 10]]), lambda r: _people([])))
 
 
 def _dressed(image: np.ndarray, cx: float, cy: float, shirt: tuple[int, int, int],
