@@ -7,8 +7,7 @@
   to be re-found; new ids only for people seen a few frames in a row.  So ids stay
   put while people move, cross, are hidden for a while, or change shape (arms raised,
   a box that jumps between detector and keypoint-follow frames).
-- :class:`OneEuroFilter` (Casiez et al., CHI 2012): an adaptive low-pass filter whose
-  cut-off rises with speed, removing jitter at rest without lag in motion.
+- :class:`Smoother` (in :mod:`realtime.smoothing`, re-exported here): One Euro filters per track.
 - :func:`boxes_from_keypoints` lets the pipeline follow people between detector runs
   (``--detect-every N``) from their previous keypoints, as top-down systems do.
 """
@@ -18,16 +17,18 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
+from realtime.smoothing import OneEuroFilter, Smoother
 from realtime.track_cues import BoxKalman, colour_similarity, cxcywh, person_colours
 from realtime.types import Detections, Poses
 
 log = logging.getLogger(__name__)
 
-__all__ = ["iou_matrix", "keypoint_similarity", "Tracker", "OneEuroFilter", "Smoother", "boxes_from_keypoints"]
+__all__ = ["iou_matrix", "keypoint_similarity", "Deferred", "Tracker", "OneEuroFilter", "Smoother",
+           "boxes_from_keypoints"]
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -429,74 +430,6 @@ class Tracker:
         out = _subset(poses, keep)
         out.track_ids = ids[keep]
         return out
-
-
-class OneEuroFilter:
-    """Vectorised One Euro filter over an array of values (e.g. (K, 2) keypoints), each filtered on its own.
-
-    ``x_hat = a x + (1 - a) x_hat_prev`` with ``a = 1 / (1 + tau / dt)``, ``tau = 1 / (2 pi fc)``
-    and ``fc = min_cutoff + beta |dx_hat|``, ``dx_hat`` being the derivative low-passed at ``d_cutoff``.
-    A time that does not move forward restarts the filter.
-    """
-
-    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.05, d_cutoff: float = 1.0) -> None:
-        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
-        self.x: np.ndarray | None = None
-        self.dx: np.ndarray | None = None
-        self.t: float | None = None
-
-    @staticmethod
-    def _alpha(dt: float, cutoff: np.ndarray | float) -> np.ndarray | float:
-        tau = 1.0 / (2 * math.pi * np.asarray(cutoff))
-        return 1.0 / (1.0 + tau / dt)
-
-    def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
-        x = np.asarray(x, np.float64)
-        if self.x is None or self.t is None or t <= self.t:
-            self.x, self.dx, self.t = x.copy(), np.zeros_like(x), t
-            return x.copy()
-        dt = t - self.t
-        dx = (x - self.x) / dt
-        a_d = self._alpha(dt, self.d_cutoff)
-        self.dx = a_d * dx + (1 - a_d) * self.dx
-        cutoff = self.min_cutoff + self.beta * np.abs(self.dx)
-        a = self._alpha(dt, cutoff)
-        self.x = a * x + (1 - a) * self.x
-        self.t = t
-        return self.x.copy()
-
-
-class Smoother:
-    """``smooth(poses, t) -> poses``: One Euro filters per track, one per joint coordinate.
-
-    ``min_cutoff`` and ``d_cutoff`` are in Hz; ``beta`` is per pixel/s of joint speed for
-    a person 100 px tall and is divided by each person's size, so large and small
-    people are smoothed alike.  A track that disappears loses its filters (no lag
-    from a stale state when it comes back).
-    """
-
-    def __init__(self, min_cutoff: float = 1.5, beta: float = 0.3, d_cutoff: float = 1.0) -> None:
-        self.params = (min_cutoff, beta, d_cutoff)
-        self.filters: dict[int, OneEuroFilter] = {}
-
-    def smooth(self, poses: Poses, t: float) -> Poses:
-        """Filter ``poses.keypoints`` in place at stream time ``t`` (seconds); untracked people pass through."""
-        live = set()
-        for i, tid in enumerate(poses.track_ids.tolist()):
-            if tid < 0:
-                continue
-            live.add(tid)
-            f = self.filters.get(tid)
-            if f is None:
-                b = poses.boxes[i]
-                size = max(1.0, float(max(b[2] - b[0], b[3] - b[1])))
-                mc, beta, dc = self.params
-                f = self.filters[tid] = OneEuroFilter(mc, beta / size * 100.0, dc)
-            poses.keypoints[i] = f(poses.keypoints[i], t).astype(np.float32)
-        for tid in list(self.filters):
-            if tid not in live:
-                del self.filters[tid]
-        return poses
 
 
 def boxes_from_keypoints(poses: Poses, frame_wh: tuple[int, int], min_score: float = 0.2,

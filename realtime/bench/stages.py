@@ -181,12 +181,15 @@ def stage_times(video: Path, frames: list[Frame], detector: Any, pose: Any, out_
 
 
 def end_to_end(frames: list[Frame], detector: Any, pose: Any, out_dir: Path, total: int | None = None,
-               on_frame: Callable[[int], None] | None = None, detect_every: int = 1) -> Any:
-    """The whole pipeline (four threads, MP4 + JSON out) over ``frames``; returns its Summary."""
+               on_frame: Callable[[int], None] | None = None, detect_every: int = 1, pose_every_box: bool = False
+               ) -> Any:
+    """The whole pipeline (four threads, MP4 + JSON out) over ``frames``; returns its Summary (``pose_every_box``:
+    also the low-score boxes no track can take, as before the deferred posing)."""
     from realtime.pipeline import Pipeline, PipelineConfig
 
     src = _ListSource(frames, total or len(frames), on_frame=on_frame)
-    cfg = PipelineConfig(output=out_dir / "e2e.mp4", json_path=out_dir / "e2e.json", detect_every=detect_every)
+    cfg = PipelineConfig(output=out_dir / "e2e.mp4", json_path=out_dir / "e2e.json", detect_every=detect_every,
+                         skip_unreachable=not pose_every_box)
     return Pipeline(detector, pose, cfg).run(src)  # type: ignore[arg-type]
 
 

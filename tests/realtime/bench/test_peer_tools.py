@@ -108,6 +108,18 @@ def test_bench_real_runs_every_method_it_has_and_names_what_it_skips(models, vid
     assert "| MoveNet multipose lightning |" in out.read_text()
 
 
+def test_bench_real_pose_every_box_adds_the_a_b_row_and_its_ratio(models, video, tmp_path) -> None:
+    from realtime.bench.real import main
+
+    out = tmp_path / "real.md"
+    assert main(["--video", str(video), "--frames", "4", "--pose", str(models["pose"]), "--rows", "ours",
+                 "--pose-every-box", "--threads", "1", "--out", str(out)]) == 0
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert [r["every_box"] for r in rows] == [False, True]
+    assert rows[1]["name"].endswith("every low-score box posed")
+    assert "Deferred posing (the default) over every low-score box posed, same run: x" in out.read_text()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--video", "/nonexistent/v.avi"], "not found"),
     (["--pose", "/nonexistent/p.onnx"], "not found"),
