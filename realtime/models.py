@@ -71,9 +71,10 @@ _MODEL_SUFFIXES = (".onnx", ".engine", ".trt", ".plan")
 # (file name -> kernel -> why): ``--int8 auto`` keeps them in FP32 there; ``--int8 on`` / ``MCA_INT8=on`` still
 # runs the twin.  From ``python -m realtime.bench.detector_int8`` (docs/benchmarks_detector_int8.md): with the TF
 # graph's loops cut (engines.ssd_cut), SSDLite's twin runs x1.20 faster than FP32 on a 2-core AMD EPYC with VNNI
-# (it was x0.83 on the Xeon before the cut) but keeps only 91 % of FP32's people, so speed does not pay for it.
+# (it was x0.83 on the Xeon before the cut; x0.85 there after it, 14.1 vs 12.0 ms, 2026-12-05) but keeps only 91 % of
+# FP32's people, so speed does not pay for it.
 INT8_NOT_FASTER: dict[str, dict[str, str]] = {
-    "person_ssdlite.onnx": {"vnni": "its INT8 twin is x1.2 faster on VNNI but keeps only 91 % of FP32's people"},
+    "person_ssdlite.onnx": {"vnni": "its INT8 twin keeps only 91 % of FP32's people and is not reliably faster on VNNI (x1.20 on an AMD EPYC, x0.85 on an Intel Xeon)"},
 }
 
 
