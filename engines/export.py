@@ -357,14 +357,9 @@ def main(argv: list[str] | None = None) -> int:
             source = "random-init"
         else:
             raise ValueError("give --checkpoint FILE, or --random-init with a config name")
-    except (KeyError, ValueError, FileNotFoundError, ModelError) as e:
+    except (KeyError, ValueError, FileNotFoundError, ModelError) as e:  # mca's CheckpointError is a ValueError
         print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
-    except Exception as e:  # noqa: BLE001 - checkpoint errors have their own class, imported lazily
-        if type(e).__name__ == "CheckpointError":
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        raise
     model.eval()
     opts = ExportOptions(args.attention, args.custom_op, args.opset, source, args.precision)
     path = export_pose(model, args.output, opts)
