@@ -23,8 +23,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -48,6 +46,24 @@ def render(out: Path, n_still: int, n_video: int, seed: int, size: tuple[int, in
                 yield s
 
     write_dataset(scenes(), out, "mpii16", total=n_still + 10 * max(1, n_video // 10))
+
+
+def stamp(onnx_path: Path, out: Path, imgsz: int, domain: str, train_s: float, source: str) -> None:
+    """Copy an ultralytics ONNX export to ``out`` with the project's detector metadata (what
+    ``realtime.detectors`` reads to pick the decode), keeping the exporter's own entries."""
+    import onnx
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(onnx_path, out)
+    m = onnx.load(str(out))
+    meta = {"mca.kind": "detector", "mca.detector_family": "yolo", "mca.input_size": str(imgsz),
+            "mca.person_class": "0", "mca.class_names": json.dumps({"0": "person"}),
+            "mca.source": source, "mca.domain": domain, "mca.train_seconds": f"{train_s:.0f}"}
+    keep = [(q.key, q.value) for q in m.metadata_props if q.key not in meta]
+    del m.metadata_props[:]
+    for k, v in keep + list(meta.items()):
+        m.metadata_props.add(key=k, value=v)
+    onnx.save(m, str(out))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,21 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     train_s = time.time() - t0
     best = args.work / "yolo" / "weights" / "best.pt"
     onnx_path = YOLO(str(best)).export(format="onnx", imgsz=args.imgsz, dynamic=False, simplify=False, opset=17)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(onnx_path, args.out)
-    import onnx
-
-    m = onnx.load(str(args.out))
-    meta = {"mca.kind": "detector", "mca.detector_family": "yolo", "mca.input_size": str(args.imgsz),
-            "mca.person_class": "0", "mca.class_names": json.dumps({"0": "person"}),
-            "mca.source": f"scripts/train_demo_detector.py ({args.model} from scratch on synthetic people, "
-                          f"{args.epochs} epochs, imgsz {args.imgsz})",
-            "mca.domain": "synthetic", "mca.train_seconds": f"{train_s:.0f}"}
-    keep = [(q.key, q.value) for q in m.metadata_props if q.key not in meta]
-    del m.metadata_props[:]
-    for k, v in keep + list(meta.items()):
-        m.metadata_props.add(key=k, value=v)
-    onnx.save(m, str(args.out))
+    stamp(Path(onnx_path), args.out, args.imgsz, domain="synthetic", train_s=train_s,
+          source=f"scripts/train_demo_detector.py ({args.model} from scratch on synthetic people, "
+                 f"{args.epochs} epochs, imgsz {args.imgsz})")
     print(f"wrote {args.out}; training took {train_s / 60:.1f} min")
     return 0
 
