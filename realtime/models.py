@@ -6,7 +6,7 @@ imports neither torch nor TensorRT, so the runtime needs only numpy, OpenCV, ONN
 Runtime and PyAV.
 
 Models can be given as a path (ONNX or TensorRT engine) or by a bundled name
-(``mca_tiny_synth``, ``mca_tiny_real``, ``yolo_synth``, ``ssdlite``); a missing bundled file is a
+(``mca_tiny_synth``, ``mca_tiny_real``, ``yolo_synth``, ``yolo_real``, ``ssdlite``); a missing bundled file is a
 :class:`ModelError` that names the file and the command that makes it.
 """
 
@@ -59,6 +59,11 @@ BUNDLED: dict[str, BundledModel] = {
         "detector", "person_yolo_synth.onnx",
         "scripts/train_demo_detector.py (needs the 'yolo' extra)",
         "YOLOv8n person detector trained on the synthetic people (the demo's default)"),
+    "yolo_real": BundledModel(
+        "detector", "person_yolo_real.onnx",
+        "scripts/train_real_detector.py (needs the 'yolo' extra, the MoveNet peers and vtest.avi)",
+        "YOLOv8n person detector trained on synthetic scenes plus pseudo-boxed vtest.avi training frames "
+        "(opt-in: --detector yolo_real)"),
     "ssdlite": BundledModel(
         "detector", "person_ssdlite.onnx", "tools/convert_ssdlite.py (needs the 'tools' extra)",
         "SSDLite-MobileNet pedestrian detector for real footage (the default outside the demo)"),

@@ -39,7 +39,7 @@ def test_resolve_bundled(fake_models_dir, spec, role, demo, expect) -> None:
                                      r"scripts/train_real_pose.sh"),
     ("nope/model.onnx", "pose", False, "pose model not found: nope/model.onnx"),
     ("mca_paper", "pose", False, "network config without bundled weights; export one with 'python -m engines"),
-    ("frobnicate", "detector", False, r"neither a file nor a bundled name \(yolo_synth, ssdlite\)"),
+    ("frobnicate", "detector", False, r"neither a file nor a bundled name \(yolo_synth, yolo_real, ssdlite\)"),
 ])
 def test_resolve_errors_say_what_to_do(fake_models_dir, spec, role, demo, match) -> None:
     with pytest.raises(ModelError, match=match):
