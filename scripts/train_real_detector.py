@@ -47,20 +47,11 @@ def keypoint_box(kps: np.ndarray, ok: np.ndarray, frame_wh: tuple[int, int]) -> 
     return np.array([max(0.0, x0), max(0.0, y0), min(frame_wh[0] - 1.0, x1), min(frame_wh[1] - 1.0, y1)])
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` (N, 4 xyxy) with every box in ``b`` (M, 4)."""
-    if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda z: np.prod(z[:, 2:] - z[:, :2], axis=1)  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
-
-
 def pseudo_boxes(image: np.ndarray, multipose, ssdlite, person_score: float, kpt_score: float,
                  min_keypoints: int, ssd_conf: float, overlap: float) -> tuple[np.ndarray, int, int]:
     """Pseudo-boxes for one real image: multipose people, then SSDLite boxes overlapping none of them."""
+    from realtime.tracking import iou_matrix
+
     wh = (image.shape[1], image.shape[0])
     poses = multipose.estimate(image)
     mp = [keypoint_box(k, s >= kpt_score, wh) for k, s, bs in zip(poses.keypoints, poses.scores, poses.box_scores)
